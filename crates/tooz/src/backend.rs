@@ -1,0 +1,228 @@
+//! The backend contract: what a driver must decide, and nothing it need not.
+//!
+//! A [`Backend`] is one coordinator's connection to one coordination service. Everything that
+//! can be written once — waiting for a lock with a timeout, heartbeating, loss signals,
+//! watching groups, `join_group_create`, the partitioner — lives in [`crate::Coordinator`],
+//! which holds the backend. Optional families ([`Groups`], [`Elections`]) are separate traits
+//! reached through accessors, so what a backend supports is answered by the type system rather
+//! than a table that can drift; an operation outside them returns [`Error::Unsupported`].
+//!
+//! # Contract
+//!
+//! * Every method may be called concurrently from many tasks.
+//! * No method waits without bound: a network call carries its own timeout, and the
+//!   coordinator also bounds every call with its operation timeout.
+//! * A lock, membership or leadership the backend can no longer vouch for is reported lost by
+//!   [`Backend::heartbeat`] and is never re-taken silently.
+//! * Fencing tokens returned for one lock name (or one group's leadership) strictly increase
+//!   across all grants, whichever coordinator receives them.
+//!
+//! [`Error::Unsupported`]: crate::Error::Unsupported
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::capabilities::Capabilities;
+use crate::characteristics::Characteristics;
+use crate::error::Result;
+use crate::ids::{GroupId, LockName, MemberId};
+use crate::lock::FencingToken;
+
+/// A boxed future that resolves when something may have changed (a wake-up hint).
+pub type ChangeHint = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// How a lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockMode {
+    /// One holder at a time.
+    Exclusive,
+    /// Any number of shared holders, excluding exclusive ones.
+    Shared,
+}
+
+/// A unique token naming one grant (one acquire, one campaign), so that renewals and releases
+/// compare on it and never touch someone else's grant.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerToken(u128);
+
+impl OwnerToken {
+    /// A fresh token: 128 bits from a per-process random seed, the process id, the clock and a
+    /// counter, so tokens differ across processes and never repeat within one.
+    pub fn generate() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let half = |salt: u64| {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u64(salt);
+            h.write_u64(count);
+            h.write_u32(std::process::id());
+            h.write_u128(nanos);
+            h.finish()
+        };
+        Self((u128::from(half(1)) << 64) | u128::from(half(2)))
+    }
+
+    /// The token as 32 lowercase hex characters (the form redis-py's lock uses).
+    pub fn to_hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+
+    /// The token's raw value.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Debug for OwnerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OwnerToken({})", self.to_hex())
+    }
+}
+
+/// One attempt to take a lock.
+#[derive(Debug, Clone, Copy)]
+pub struct LockRequest<'a> {
+    /// The lock.
+    pub name: &'a LockName,
+    /// Exclusive or shared.
+    pub mode: LockMode,
+    /// The grant's token; the backend stores it as the owner.
+    pub owner: OwnerToken,
+}
+
+/// What a coordinator holds, handed to [`Backend::heartbeat`] so that the backend can renew
+/// (or check) all of it in as few round trips as it can.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Locks held: name and the grant's owner token.
+    pub locks: Vec<(LockName, OwnerToken)>,
+    /// Groups this coordinator has joined.
+    pub memberships: Vec<GroupId>,
+    /// Groups this coordinator leads, with the leadership grant's owner token.
+    pub leaderships: Vec<(GroupId, OwnerToken)>,
+}
+
+/// What a heartbeat found out.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct BeatReport {
+    /// The backend's session had already expired and a new one began: nothing held before
+    /// survives (every lock, membership and leadership is lost).
+    pub session_restarted: bool,
+    /// Locks found no longer held by their owner token.
+    pub lost_locks: Vec<OwnerToken>,
+    /// Groups this member is found no longer in.
+    pub lost_memberships: Vec<GroupId>,
+    /// Leaderships found no longer held.
+    pub lost_leaderships: Vec<GroupId>,
+}
+
+/// What a wake-up hint is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Topic<'a> {
+    /// A lock may have been released.
+    Lock(&'a LockName),
+    /// A group's membership may have changed.
+    Group(&'a GroupId),
+    /// A group's leadership may have changed.
+    Leader(&'a GroupId),
+}
+
+/// One coordinator's connection to a coordination service.
+#[async_trait]
+pub trait Backend: fmt::Debug + Send + Sync + 'static {
+    /// Short name, as in URLs and errors (`"memory"`, `"file"`, `"redis"`).
+    fn name(&self) -> &'static str;
+
+    /// The guarantees this backend gives, as tooz declares them.
+    fn characteristics(&self) -> Characteristics;
+
+    /// How long the backend keeps a member (and what it holds) alive without a heartbeat.
+    /// The coordinator heartbeats well within it and treats everything as lost locally
+    /// before it runs out.
+    fn membership_timeout(&self) -> Duration;
+
+    /// Connects and establishes this member's session.
+    async fn start(&self) -> Result<()>;
+
+    /// Keeps the session alive and renews or checks everything in `held`.
+    async fn heartbeat(&self, held: &Held) -> Result<BeatReport>;
+
+    /// Ends the session (the coordinator has already released what it held).
+    async fn stop(&self) -> Result<()>;
+
+    /// One non-blocking attempt to take a lock: `Some(token)` if granted, `None` if held
+    /// elsewhere (including by another grant of this same coordinator: locks are not
+    /// re-entrant).
+    async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>>;
+
+    /// Releases the grant `owner` of lock `name`; `false` if that grant no longer held it.
+    async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool>;
+
+    /// Whether [`LockMode::Shared`] is offered; if not, shared requests get `Unsupported`.
+    fn supports_shared_locks(&self) -> bool {
+        false
+    }
+
+    /// A future that resolves when `topic` may have changed, for backends that can push
+    /// (a notification, a watch). Created *before* the check it guards, so nothing is missed.
+    /// `None` means the coordinator polls with jittered back-off.
+    fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {
+        None
+    }
+
+    /// Group membership, if offered.
+    fn groups(&self) -> Option<&dyn Groups> {
+        None
+    }
+
+    /// Leader election, if offered.
+    fn elections(&self) -> Option<&dyn Elections> {
+        None
+    }
+}
+
+/// Group membership.
+#[async_trait]
+pub trait Groups: Send + Sync {
+    /// Creates a group; `GroupAlreadyExist` if it exists.
+    async fn create_group(&self, group: &GroupId) -> Result<()>;
+    /// Deletes an empty group; `GroupNotCreated`, `GroupNotEmpty`.
+    async fn delete_group(&self, group: &GroupId) -> Result<()>;
+    /// Every group.
+    async fn list_groups(&self) -> Result<Vec<GroupId>>;
+    /// Joins this member to a group; `GroupNotCreated`, `MemberAlreadyExist`.
+    async fn join(&self, group: &GroupId, capabilities: &Capabilities) -> Result<()>;
+    /// Leaves a group; `GroupNotCreated` or `MemberNotJoined`.
+    async fn leave(&self, group: &GroupId) -> Result<()>;
+    /// The live members with their capabilities, in one call; `GroupNotCreated`. A member
+    /// whose stored data cannot be decoded is skipped (and logged), not fatal.
+    async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>>;
+    /// One member's capabilities; `GroupNotCreated` or `MemberNotJoined`.
+    async fn member_capabilities(&self, group: &GroupId, member: &MemberId)
+    -> Result<Capabilities>;
+    /// Replaces this member's capabilities; `GroupNotCreated` or `MemberNotJoined`.
+    async fn update_capabilities(&self, group: &GroupId, capabilities: &Capabilities)
+    -> Result<()>;
+}
+
+/// Leader election, one leader per group.
+#[async_trait]
+pub trait Elections: Send + Sync {
+    /// One non-blocking attempt to become the group's leader.
+    async fn try_lead(&self, group: &GroupId, owner: OwnerToken) -> Result<Option<FencingToken>>;
+    /// Gives up the leadership grant `owner`; `false` if it was no longer held.
+    async fn resign(&self, group: &GroupId, owner: OwnerToken) -> Result<bool>;
+    /// The current leader, if any.
+    async fn leader(&self, group: &GroupId) -> Result<Option<MemberId>>;
+}

@@ -1,0 +1,590 @@
+//! [`Coordinator`]: the one handle users hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, BeatReport, Elections, Groups, OwnerToken, Topic};
+use crate::capabilities::Capabilities;
+use crate::characteristics::{Characteristic, Characteristics};
+use crate::election::Leadership;
+use crate::error::{Error, Result};
+use crate::ids::{GroupId, LockName, MemberId};
+use crate::lock::Lock;
+use crate::membership::Membership;
+use crate::scheme;
+use crate::session::Session;
+use crate::watch::GroupWatch;
+use crate::{heartbeat, wait};
+
+/// The default bound on every single backend call.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default polling period of [`Coordinator::watch`] on backends that cannot push changes.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A member's connection to a coordination backend: groups, locks, elections.
+///
+/// Cheap to clone (an `Arc` inside); clones share one session and one heartbeat. Created by
+/// [`Coordinator::connect`] or [`Coordinator::builder`], ended by [`Coordinator::stop`], which
+/// leaves joined groups and releases what is held. A coordinator dropped without `stop` stops
+/// heartbeating, and what it held expires on the backend after its timeout.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tooz::Result<()> {
+/// let coord = tooz::Coordinator::connect("memory://doc-example", "worker-1").await?;
+/// coord.join_group_create("workers", serde_json::json!({"weight": 1})).await?;
+/// assert!(coord.members("workers").await?.contains(&"worker-1".into()));
+///
+/// let guard = coord.lock("db-migration").acquire().await?;
+/// println!("holding with fencing token {}", guard.token());
+/// guard.release().await?;
+/// coord.stop().await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Coordinator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) member: MemberId,
+    pub(crate) session: Arc<Session>,
+    pub(crate) config: Config,
+    stopped: AtomicBool,
+    stop_heartbeat: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) operation_timeout: Duration,
+    pub(crate) watch_interval: Duration,
+}
+
+/// How a coordinator heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeartbeatMode {
+    /// Every third of the backend's membership timeout.
+    Auto,
+    /// At a fixed interval.
+    Every(Duration),
+    /// Only when [`Coordinator::heartbeat`] is called (tooz's `start(start_heart=False)`).
+    Manual,
+}
+
+/// Configures and connects a [`Coordinator`].
+#[derive(Debug, Clone)]
+pub struct CoordinatorBuilder {
+    url: String,
+    member: MemberId,
+    heartbeat: HeartbeatMode,
+    operation_timeout: Duration,
+    watch_interval: Duration,
+    required: Vec<Characteristic>,
+}
+
+impl CoordinatorBuilder {
+    /// Heartbeat at this interval instead of a third of the backend's membership timeout.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat = HeartbeatMode::Every(interval);
+        self
+    }
+
+    /// Do not heartbeat in the background: the caller calls [`Coordinator::heartbeat`] (as
+    /// tooz's `start(start_heart=False)`). Loss signals still fire when the lease runs out.
+    pub fn manual_heartbeat(mut self) -> Self {
+        self.heartbeat = HeartbeatMode::Manual;
+        self
+    }
+
+    /// Bound every single backend call by this duration (default 30 s); a call that takes
+    /// longer fails with [`Error::OperationTimedOut`].
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// How often [`Coordinator::watch`] polls on backends that cannot push changes (1 s).
+    pub fn watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval;
+        self
+    }
+
+    /// Refuse a backend that does not declare all of these (tooz's `characteristics=`).
+    pub fn require(mut self, characteristics: &[Characteristic]) -> Self {
+        self.required.extend_from_slice(characteristics);
+        self
+    }
+
+    /// Connects, starts the session and the heartbeat task.
+    pub async fn connect(self) -> Result<Coordinator> {
+        self.member.validate()?;
+        let backend = scheme::open(&self.url, &self.member)?;
+        let missing = backend.characteristics().missing(&self.required);
+        if !missing.is_empty() {
+            return Err(Error::CharacteristicsNotMet {
+                backend: backend.name(),
+                missing,
+            });
+        }
+        let member = self.member.clone();
+        Coordinator::start(backend, member, self).await
+    }
+}
+
+/// What a backend offers beyond locks, as seen through a coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Supported {
+    /// Group membership.
+    pub groups: bool,
+    /// Leader election.
+    pub elections: bool,
+    /// Shared (reader) locks.
+    pub shared_locks: bool,
+}
+
+impl Coordinator {
+    /// Connects `member` to the backend named by `url` with default settings.
+    pub async fn connect(url: &str, member: impl Into<MemberId>) -> Result<Self> {
+        Self::builder(url, member).connect().await
+    }
+
+    /// A builder for settings beyond the URL.
+    pub fn builder(url: &str, member: impl Into<MemberId>) -> CoordinatorBuilder {
+        CoordinatorBuilder {
+            url: url.to_owned(),
+            member: member.into(),
+            heartbeat: HeartbeatMode::Auto,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
+            required: Vec::new(),
+        }
+    }
+
+    /// Starts a coordinator over a backend built outside the URL table (a custom driver).
+    pub async fn from_backend(backend: Box<dyn Backend>, member: impl Into<MemberId>) -> Result<Self> {
+        let member = member.into();
+        member.validate()?;
+        let builder = Self::builder("", member.clone());
+        Self::start(backend, member, builder).await
+    }
+
+    async fn start(
+        backend: Box<dyn Backend>,
+        member: MemberId,
+        builder: CoordinatorBuilder,
+    ) -> Result<Self> {
+        let timeout = backend.membership_timeout();
+        let sent = Instant::now();
+        let config = Config {
+            operation_timeout: builder.operation_timeout,
+            watch_interval: builder.watch_interval,
+        };
+        bounded("connecting", config.operation_timeout, backend.start()).await?;
+        let session = Arc::new(Session::new(timeout, sent));
+        let interval = match builder.heartbeat {
+            HeartbeatMode::Auto => Some((timeout / 3).max(Duration::from_millis(10))),
+            HeartbeatMode::Every(interval) => Some(interval),
+            HeartbeatMode::Manual => None,
+        };
+        let inner = Arc::new(Inner {
+            backend,
+            member,
+            session: Arc::clone(&session),
+            config,
+            stopped: AtomicBool::new(false),
+            stop_heartbeat: CancellationToken::new(),
+        });
+        tokio::spawn(heartbeat::run(
+            Arc::downgrade(&inner),
+            session,
+            inner.stop_heartbeat.clone(),
+            interval,
+        ));
+        Ok(Self { inner })
+    }
+
+    /// This coordinator's member id.
+    pub fn member_id(&self) -> &MemberId {
+        &self.inner.member
+    }
+
+    /// The backend's short name (`memory`, `file`, ...).
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend.name()
+    }
+
+    /// The guarantees the backend declares.
+    pub fn characteristics(&self) -> Characteristics {
+        self.inner.backend.characteristics()
+    }
+
+    /// What the backend offers beyond exclusive locks.
+    pub fn supported(&self) -> Supported {
+        let backend = &self.inner.backend;
+        Supported {
+            groups: backend.groups().is_some(),
+            elections: backend.elections().is_some(),
+            shared_locks: backend.supports_shared_locks(),
+        }
+    }
+
+    /// How long the backend keeps this member alive without a heartbeat.
+    pub fn membership_timeout(&self) -> Duration {
+        self.inner.backend.membership_timeout()
+    }
+
+    /// True until [`Coordinator::stop`].
+    pub fn is_started(&self) -> bool {
+        !self.inner.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether the session with the backend is known to be alive: the last heartbeat was
+    /// recent enough that the backend cannot have expired it yet.
+    pub fn is_live(&self) -> bool {
+        self.is_started() && self.inner.session.is_live()
+    }
+
+    /// Heartbeats now: renews the session and everything held, and reports what was found
+    /// lost. Background heartbeats call the same thing; call it yourself only with
+    /// [`CoordinatorBuilder::manual_heartbeat`].
+    pub async fn heartbeat(&self) -> Result<()> {
+        self.inner.check_started()?;
+        self.inner.beat().await.map(|_| ())
+    }
+
+    /// Leaves every joined group, resigns leaderships, releases locks and ends the session.
+    /// Every loss signal fires. A second call returns [`Error::Stopped`].
+    pub async fn stop(&self) -> Result<()> {
+        if self.inner.stopped.swap(true, Ordering::AcqRel) {
+            return Err(Error::Stopped);
+        }
+        self.inner.stop_heartbeat.cancel();
+        let held = self.inner.session.held();
+        let backend = &self.inner.backend;
+        let timeout = self.inner.config.operation_timeout;
+        for (group, owner) in &held.leaderships {
+            if let Some(elections) = backend.elections() {
+                log_failure("resign", bounded("resign", timeout, elections.resign(group, *owner)).await);
+            }
+        }
+        for (name, owner) in &held.locks {
+            log_failure("release", bounded("release", timeout, backend.release(name, *owner)).await);
+        }
+        for group in &held.memberships {
+            if let Some(groups) = backend.groups() {
+                log_failure("leave", bounded("leave", timeout, groups.leave(group)).await);
+            }
+        }
+        self.inner.session.expire();
+        bounded("stopping", timeout, backend.stop()).await
+    }
+
+    // ----- groups -----
+
+    /// Creates a group; [`Error::GroupAlreadyExist`] if it exists.
+    pub async fn create_group(&self, group: impl Into<GroupId>) -> Result<()> {
+        let group = checked(group.into())?;
+        let groups = self.inner.groups("create_group")?;
+        self.inner.call("create group", groups.create_group(&group)).await
+    }
+
+    /// Deletes an empty group; [`Error::GroupNotCreated`], [`Error::GroupNotEmpty`].
+    pub async fn delete_group(&self, group: impl Into<GroupId>) -> Result<()> {
+        let group = checked(group.into())?;
+        let groups = self.inner.groups("delete_group")?;
+        self.inner.call("delete group", groups.delete_group(&group)).await
+    }
+
+    /// Every group (tooz `get_groups`).
+    pub async fn groups(&self) -> Result<Vec<GroupId>> {
+        let groups = self.inner.groups("get_groups")?;
+        self.inner.call("list groups", groups.list_groups()).await
+    }
+
+    /// Joins a group with capabilities (use `Capabilities::none()` for none);
+    /// [`Error::GroupNotCreated`], [`Error::MemberAlreadyExist`].
+    pub async fn join_group(
+        &self,
+        group: impl Into<GroupId>,
+        capabilities: impl Into<Capabilities>,
+    ) -> Result<Membership> {
+        let group = checked(group.into())?;
+        let capabilities = capabilities.into();
+        capabilities.encode()?;
+        let groups = self.inner.groups("join_group")?;
+        self.inner.call("join group", groups.join(&group, &capabilities)).await?;
+        let lost = self.inner.session.add_membership(group.clone());
+        Ok(Membership::new(self.clone(), group, lost))
+    }
+
+    /// Joins a group, creating it first if needed (tooz `join_group_create`).
+    pub async fn join_group_create(
+        &self,
+        group: impl Into<GroupId>,
+        capabilities: impl Into<Capabilities>,
+    ) -> Result<Membership> {
+        let group = checked(group.into())?;
+        let capabilities = capabilities.into();
+        // Another member may delete the group between our create and our join; a few rounds
+        // settle any such race without looping forever as tooz does.
+        let mut last = None;
+        for _ in 0..8 {
+            match self.join_group(group.clone(), capabilities.clone()).await {
+                Err(Error::GroupNotCreated { .. }) => {}
+                other => return other,
+            }
+            match self.create_group(group.clone()).await {
+                Ok(()) | Err(Error::GroupAlreadyExist { .. }) => {}
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(Error::GroupNotCreated { group }))
+    }
+
+    /// Leaves a group; [`Error::GroupNotCreated`] or [`Error::MemberNotJoined`].
+    pub async fn leave_group(&self, group: impl Into<GroupId>) -> Result<()> {
+        let group = checked(group.into())?;
+        let groups = self.inner.groups("leave_group")?;
+        let result = self.inner.call("leave group", groups.leave(&group)).await;
+        if matches!(result, Ok(()) | Err(Error::MemberNotJoined { .. })) {
+            self.inner.session.remove_membership(&group);
+        }
+        result
+    }
+
+    /// The live members of a group (tooz `get_members`).
+    pub async fn members(&self, group: impl Into<GroupId>) -> Result<BTreeSet<MemberId>> {
+        let members = self.members_with_capabilities(group).await?;
+        Ok(members.into_keys().collect())
+    }
+
+    /// The live members of a group with their capabilities, in one backend call.
+    pub async fn members_with_capabilities(
+        &self,
+        group: impl Into<GroupId>,
+    ) -> Result<BTreeMap<MemberId, Capabilities>> {
+        let group = checked(group.into())?;
+        let groups = self.inner.groups("get_members")?;
+        let list = self.inner.call("list members", groups.members(&group)).await?;
+        Ok(list.into_iter().collect())
+    }
+
+    /// One member's capabilities; [`Error::GroupNotCreated`] or [`Error::MemberNotJoined`].
+    pub async fn member_capabilities(
+        &self,
+        group: impl Into<GroupId>,
+        member: impl Into<MemberId>,
+    ) -> Result<Capabilities> {
+        let group = checked(group.into())?;
+        let member = member.into();
+        member.validate()?;
+        let groups = self.inner.groups("get_member_capabilities")?;
+        let call = groups.member_capabilities(&group, &member);
+        self.inner.call("read member capabilities", call).await
+    }
+
+    /// Replaces this member's capabilities in a group.
+    pub async fn update_capabilities(
+        &self,
+        group: impl Into<GroupId>,
+        capabilities: impl Into<Capabilities>,
+    ) -> Result<()> {
+        let group = checked(group.into())?;
+        let capabilities = capabilities.into();
+        capabilities.encode()?;
+        let groups = self.inner.groups("update_capabilities")?;
+        let call = groups.update_capabilities(&group, &capabilities);
+        self.inner.call("update capabilities", call).await
+    }
+
+    /// A stream of joins, leaves and leader changes in a group, starting from now (members
+    /// already present are not reported). [`Error::GroupNotCreated`] if it does not exist.
+    pub async fn watch(&self, group: impl Into<GroupId>) -> Result<GroupWatch> {
+        let group = checked(group.into())?;
+        self.inner.groups("watch")?;
+        GroupWatch::start(self.clone(), group).await
+    }
+
+    // ----- locks -----
+
+    /// A lock by name; nothing is taken until [`Lock::acquire`] (or a variant) is called.
+    pub fn lock(&self, name: impl Into<LockName>) -> Lock {
+        Lock::new(self.clone(), name.into())
+    }
+
+    // ----- elections -----
+
+    /// Campaigns for the leadership of a group and resolves once elected. Leadership is not
+    /// re-entrant: a second campaign of the same coordinator waits like anyone else.
+    pub async fn campaign(&self, group: impl Into<GroupId>) -> Result<Leadership> {
+        self.campaign_until(group.into(), None).await?.ok_or_else(|| unreachable_timeout())
+    }
+
+    /// One attempt to become leader; `None` if someone else leads.
+    pub async fn try_campaign(&self, group: impl Into<GroupId>) -> Result<Option<Leadership>> {
+        self.campaign_until(group.into(), Some(Instant::now())).await
+    }
+
+    /// Campaigns for at most `wait`; [`Error::OperationTimedOut`] if not elected by then.
+    pub async fn campaign_timeout(
+        &self,
+        group: impl Into<GroupId>,
+        wait: Duration,
+    ) -> Result<Leadership> {
+        let group = group.into();
+        let operation = format!("campaign for the leadership of group '{group}'");
+        self.campaign_until(group, Some(Instant::now() + wait))
+            .await?
+            .ok_or(Error::OperationTimedOut { operation, after: wait })
+    }
+
+    async fn campaign_until(
+        &self,
+        group: GroupId,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Leadership>> {
+        let group = checked(group)?;
+        let elections = self.inner.elections("campaign")?;
+        let owner = OwnerToken::generate();
+        let inner = &self.inner;
+        let attempt = || async {
+            inner.call("campaign", elections.try_lead(&group, owner)).await
+        };
+        let Some(token) = wait::retry(inner, Topic::Leader(&group), deadline, attempt).await? else {
+            return Ok(None);
+        };
+        let lost = inner.session.add_leadership(owner, group.clone());
+        Ok(Some(Leadership::new(self.clone(), group, owner, token, lost)))
+    }
+
+    /// The current leader of a group, if any.
+    pub async fn leader(&self, group: impl Into<GroupId>) -> Result<Option<MemberId>> {
+        let group = checked(group.into())?;
+        let elections = self.inner.elections("get_leader")?;
+        self.inner.call("read leader", elections.leader(&group)).await
+    }
+}
+
+fn unreachable_timeout() -> Error {
+    // `campaign_until(.., None)` only returns `None` if the wait loop gave up, which it never
+    // does without a deadline; keep a real error rather than a panic all the same.
+    Error::OperationTimedOut {
+        operation: "campaign".to_owned(),
+        after: Duration::ZERO,
+    }
+}
+
+fn checked(group: GroupId) -> Result<GroupId> {
+    group.validate()?;
+    Ok(group)
+}
+
+fn log_failure<T>(what: &str, result: Result<T>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "{what} during stop failed; it will expire on the backend");
+    }
+}
+
+/// Bounds a backend call by the operation timeout.
+pub(crate) async fn bounded<T>(
+    operation: &str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::OperationTimedOut {
+                operation: operation.to_owned(),
+                after: timeout,
+            })
+        })
+}
+
+impl Inner {
+    pub(crate) fn check_started(&self) -> Result<()> {
+        if self.stopped.load(Ordering::Acquire) {
+            Err(Error::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A backend call, refused after stop and bounded by the operation timeout.
+    pub(crate) async fn call<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.check_started()?;
+        bounded(operation, self.config.operation_timeout, call).await
+    }
+
+    pub(crate) fn groups(&self, operation: &'static str) -> Result<&dyn Groups> {
+        self.backend.groups().ok_or(Error::Unsupported {
+            operation,
+            backend: self.backend.name(),
+        })
+    }
+
+    pub(crate) fn elections(&self, operation: &'static str) -> Result<&dyn Elections> {
+        self.backend.elections().ok_or(Error::Unsupported {
+            operation,
+            backend: self.backend.name(),
+        })
+    }
+
+    /// One heartbeat: renew, then fire the loss signal of whatever the backend reports lost.
+    pub(crate) async fn beat(&self) -> Result<BeatReport> {
+        let held = self.session.held();
+        let sent = Instant::now();
+        let result = self.call("heartbeat", self.backend.heartbeat(&held)).await;
+        match &result {
+            Ok(report) => {
+                if report.session_restarted {
+                    tracing::warn!(
+                        backend = self.backend.name(),
+                        member = %self.member,
+                        "the backend had expired this member's session; a new one began and \
+                         everything held before is reported lost"
+                    );
+                }
+                self.session.renewed(sent, report);
+            }
+            Err(e) => tracing::warn!(
+                backend = self.backend.name(),
+                member = %self.member,
+                error = %e,
+                "heartbeat failed"
+            ),
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_heartbeat.cancel();
+        self.session.expire();
+    }
+}
+
+impl fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("member", &self.inner.member)
+            .field("backend", &self.inner.backend)
+            .field("started", &self.is_started())
+            .finish_non_exhaustive()
+    }
+}

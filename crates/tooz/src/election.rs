@@ -1,0 +1,98 @@
+//! Leadership of a group, won by [`Coordinator::campaign`](crate::Coordinator::campaign).
+
+use std::fmt;
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::ids::GroupId;
+use crate::lock::{FencingToken, Grant};
+use crate::{Coordinator, backend::OwnerToken};
+
+/// Being the leader of a group. Dropping it resigns in the background (best effort); call
+/// [`Leadership::resign`] to know that it was handed back.
+pub struct Leadership {
+    group: GroupId,
+    grant: Grant,
+}
+
+impl Leadership {
+    pub(crate) fn new(
+        coord: Coordinator,
+        group: GroupId,
+        owner: OwnerToken,
+        token: FencingToken,
+        lost: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Self {
+            group,
+            grant: Grant::new(coord, owner, token, lost),
+        }
+    }
+
+    /// The group led.
+    pub fn group(&self) -> &GroupId {
+        &self.group
+    }
+
+    /// This term's fencing token: strictly increasing across the group's leaders.
+    pub fn token(&self) -> FencingToken {
+        self.grant.token
+    }
+
+    /// Whether we still lead, as far as we can know without asking the backend.
+    pub fn is_held(&self) -> bool {
+        self.grant.is_held()
+    }
+
+    /// Resolves when this leadership ends: lost (session expired, taken over, coordinator
+    /// stopped) or resigned.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.grant.lost()
+    }
+
+    /// Stands down so that another member can be elected (tooz `stand_down_group_leader`).
+    /// [`Error::Unsupported`]-free: every backend with elections can resign. Returns
+    /// `Err(LockNotHeld)` if the leadership had been lost meanwhile.
+    pub async fn resign(mut self) -> Result<()> {
+        let was_held = self.grant.finish();
+        let inner = &self.grant.coord.inner;
+        inner.session.remove_leadership(self.grant.owner);
+        let elections = inner.elections("resign")?;
+        let resigned = inner
+            .call("resign", elections.resign(&self.group, self.grant.owner))
+            .await?;
+        if resigned && was_held {
+            Ok(())
+        } else {
+            Err(Error::LockNotHeld {
+                lock: self.group.as_bytes().into(),
+            })
+        }
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.grant.coord.inner.session.remove_leadership(self.grant.owner);
+        let group = self.group.clone();
+        self.grant.drop_with(|coord, owner| async move {
+            let inner = &coord.inner;
+            let Ok(elections) = inner.elections("resign") else {
+                return;
+            };
+            if let Err(e) = inner.call("resign", elections.resign(&group, owner)).await {
+                tracing::warn!(group = %group, error = %e, "resigning a dropped leadership failed");
+            }
+        });
+    }
+}
+
+impl fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leadership")
+            .field("group", &self.group)
+            .field("token", &self.grant.token)
+            .field("held", &self.is_held())
+            .finish()
+    }
+}

@@ -1,0 +1,55 @@
+//! The background task every coordinator runs: it heartbeats (unless heartbeats are manual)
+//! and fires every loss signal the moment the local lease runs out.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::coordinator::Inner;
+use crate::session::Session;
+
+/// When heartbeats fail, try again this often (bounded by the normal interval).
+const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs until `stop` fires or the coordinator is dropped. Holds only a weak reference to the
+/// coordinator, so an abandoned coordinator is not kept alive by its own heartbeat.
+pub(crate) async fn run(
+    inner: Weak<Inner>,
+    session: Arc<Session>,
+    stop: CancellationToken,
+    interval: Option<Duration>,
+) {
+    let mut next_beat = interval.map(|i| Instant::now() + i);
+    loop {
+        let deadline = session.deadline();
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = session.deadline_moved() => {}
+            () = sleep_until(next_beat.unwrap_or_else(far_future)), if next_beat.is_some() => {
+                let Some(inner) = inner.upgrade() else { return };
+                let ok = inner.beat().await.is_ok();
+                let every = interval.unwrap_or(RETRY_INTERVAL);
+                let wait = if ok { every } else { every.min(RETRY_INTERVAL) };
+                next_beat = Some(Instant::now() + wait);
+            }
+            () = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    let Some(inner) = inner.upgrade() else { return };
+                    tracing::warn!(
+                        backend = inner.backend.name(),
+                        member = %inner.member,
+                        "local lease ran out before a heartbeat renewed it: \
+                         every lock, membership and leadership is reported lost"
+                    );
+                    session.expire();
+                }
+            }
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

@@ -1,0 +1,255 @@
+//! Locks with fencing tokens and loss signals.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{LockMode, LockRequest, OwnerToken, Topic};
+use crate::coordinator::Coordinator;
+use crate::error::{Error, Result};
+use crate::ids::LockName;
+use crate::wait;
+
+/// A number handed out with every grant of a lock (or of a group's leadership), strictly
+/// increasing per lock name across every holder. Pass it to the resource the lock protects and
+/// have it refuse any token lower than the highest it has seen: then a holder that lost the
+/// lock without knowing (a long pause, a partition) cannot do harm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FencingToken(u64);
+
+impl FencingToken {
+    /// A token with this value.
+    pub fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The token's value.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A named lock of a coordinator; cheap, and takes nothing until asked.
+#[derive(Debug, Clone)]
+pub struct Lock {
+    coord: Coordinator,
+    name: LockName,
+    mode: LockMode,
+}
+
+impl Lock {
+    pub(crate) fn new(coord: Coordinator, name: LockName) -> Self {
+        Self {
+            coord,
+            name,
+            mode: LockMode::Exclusive,
+        }
+    }
+
+    /// The same lock taken shared: any number of shared holders, no exclusive one. Backends
+    /// without shared locks return [`Error::Unsupported`] on acquire.
+    pub fn shared(mut self) -> Self {
+        self.mode = LockMode::Shared;
+        self
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &LockName {
+        &self.name
+    }
+
+    /// Waits as long as it takes to acquire the lock.
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        let guard = self.acquire_until(None).await?;
+        guard.ok_or_else(|| Error::LockNotHeld {
+            lock: self.name.clone(),
+        })
+    }
+
+    /// One attempt: `None` at once if the lock is held elsewhere.
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        self.acquire_until(Some(Instant::now())).await
+    }
+
+    /// Waits at most `wait`; [`Error::OperationTimedOut`] if the lock is still held elsewhere.
+    pub async fn acquire_timeout(&self, wait: Duration) -> Result<LockGuard> {
+        let guard = self.acquire_until(Some(Instant::now() + wait)).await?;
+        guard.ok_or_else(|| Error::OperationTimedOut {
+            operation: format!("acquiring lock '{}'", self.name),
+            after: wait,
+        })
+    }
+
+    async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        self.name.validate()?;
+        let inner = &self.coord.inner;
+        if self.mode == LockMode::Shared && !inner.backend.supports_shared_locks() {
+            return Err(Error::Unsupported {
+                operation: "shared locks",
+                backend: inner.backend.name(),
+            });
+        }
+        let owner = OwnerToken::generate();
+        let request = LockRequest {
+            name: &self.name,
+            mode: self.mode,
+            owner,
+        };
+        let attempt = || inner.call("acquire lock", inner.backend.try_acquire(request));
+        let topic = Topic::Lock(&self.name);
+        let Some(token) = wait::retry(inner, topic, deadline, attempt).await? else {
+            return Ok(None);
+        };
+        let lost = inner.session.add_lock(owner, self.name.clone());
+        let grant = Grant::new(self.coord.clone(), owner, token, lost);
+        Ok(Some(LockGuard {
+            name: self.name.clone(),
+            grant,
+        }))
+    }
+}
+
+/// What a lock guard and a leadership share: the grant's token, its loss signal, and a
+/// best-effort hand-back when dropped.
+pub(crate) struct Grant {
+    pub(crate) coord: Coordinator,
+    pub(crate) owner: OwnerToken,
+    pub(crate) token: FencingToken,
+    pub(crate) lost: CancellationToken,
+    runtime: Option<tokio::runtime::Handle>,
+    finished: bool,
+}
+
+impl Grant {
+    pub(crate) fn new(
+        coord: Coordinator,
+        owner: OwnerToken,
+        token: FencingToken,
+        lost: CancellationToken,
+    ) -> Self {
+        Self {
+            coord,
+            owner,
+            token,
+            lost,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            finished: false,
+        }
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        !self.lost.is_cancelled() && self.coord.is_live()
+    }
+
+    pub(crate) fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.lost.clone().cancelled_owned()
+    }
+
+    /// Marks the grant handed back: the loss signal fires (it is no longer held) and drop
+    /// does nothing more. Returns whether it was still held locally until now.
+    pub(crate) fn finish(&mut self) -> bool {
+        let was_held = self.is_held();
+        self.finished = true;
+        self.lost.cancel();
+        was_held
+    }
+
+    /// Spawns `hand_back` on the runtime the grant was made on, unless it was finished.
+    pub(crate) fn drop_with<F>(&mut self, hand_back: impl FnOnce(Coordinator, OwnerToken) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.lost.cancel();
+        if !self.coord.is_started() {
+            return;
+        }
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(hand_back(self.coord.clone(), self.owner));
+        }
+    }
+}
+
+/// A held lock. Dropping it releases the lock in the background (best effort); call
+/// [`LockGuard::release`] to know that it was released.
+pub struct LockGuard {
+    name: LockName,
+    grant: Grant,
+}
+
+impl LockGuard {
+    /// The lock's name.
+    pub fn name(&self) -> &LockName {
+        &self.name
+    }
+
+    /// This grant's fencing token.
+    pub fn token(&self) -> FencingToken {
+        self.grant.token
+    }
+
+    /// Whether the lock is still held as far as we can know without asking the backend:
+    /// false once lost, released, or once the local lease has run out unrenewed.
+    pub fn is_held(&self) -> bool {
+        self.grant.is_held()
+    }
+
+    /// Resolves when this guard no longer holds the lock: lost (the backend session expired,
+    /// the lock was taken from us, the coordinator stopped) or released.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.grant.lost()
+    }
+
+    /// Releases the lock. [`Error::LockNotHeld`] if it had been lost meanwhile (the backend is
+    /// still asked to release it, in case it was only our lease that ran out).
+    pub async fn release(mut self) -> Result<()> {
+        let was_held = self.grant.finish();
+        let inner = &self.grant.coord.inner;
+        inner.session.remove_lock(self.grant.owner);
+        let released = inner
+            .call("release lock", inner.backend.release(&self.name, self.grant.owner))
+            .await?;
+        if released && was_held {
+            Ok(())
+        } else {
+            Err(Error::LockNotHeld {
+                lock: self.name.clone(),
+            })
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.grant.coord.inner.session.remove_lock(self.grant.owner);
+        let name = self.name.clone();
+        self.grant.drop_with(|coord, owner| async move {
+            let inner = &coord.inner;
+            if let Err(e) = inner.call("release lock", inner.backend.release(&name, owner)).await {
+                tracing::warn!(lock = %name, error = %e, "releasing a dropped lock guard failed");
+            }
+        });
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("name", &self.name)
+            .field("token", &self.grant.token)
+            .field("held", &self.is_held())
+            .finish()
+    }
+}

@@ -1,0 +1,54 @@
+//! A membership in a group, returned by [`Coordinator::join_group`](crate::Coordinator::join_group).
+
+use std::fmt;
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::Coordinator;
+use crate::error::Result;
+use crate::ids::GroupId;
+
+/// Being a member of a group. Unlike a lock guard, dropping it does not leave the group
+/// (tooz's memberships last until `leave_group` or `stop`); it only gives up watching.
+pub struct Membership {
+    coord: Coordinator,
+    group: GroupId,
+    lost: CancellationToken,
+}
+
+impl Membership {
+    pub(crate) fn new(coord: Coordinator, group: GroupId, lost: CancellationToken) -> Self {
+        Self { coord, group, lost }
+    }
+
+    /// The group joined.
+    pub fn group(&self) -> &GroupId {
+        &self.group
+    }
+
+    /// Whether we are still a member, as far as we can know without asking the backend.
+    pub fn is_active(&self) -> bool {
+        !self.lost.is_cancelled() && self.coord.is_live()
+    }
+
+    /// Resolves when the membership ends: the member timed out (heartbeats did not reach the
+    /// backend in time), was removed by someone else, left, or the coordinator stopped.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.lost.clone().cancelled_owned()
+    }
+
+    /// Leaves the group.
+    pub async fn leave(self) -> Result<()> {
+        self.coord.leave_group(self.group.clone()).await
+    }
+}
+
+impl fmt::Debug for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Membership")
+            .field("group", &self.group)
+            .field("active", &self.is_active())
+            .finish()
+    }
+}

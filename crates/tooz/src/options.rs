@@ -1,0 +1,204 @@
+//! URL parsing shared by every backend: query options with tooz's names, one value parser,
+//! and redaction so that a password never reaches a message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A URL that prints with its password replaced by `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedUrl(Url);
+
+impl RedactedUrl {
+    /// Wraps a parsed URL.
+    pub fn new(url: Url) -> Self {
+        Self(url)
+    }
+
+    /// The full URL, password included; for the backend's client only, never for messages.
+    pub fn expose(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.password().is_some() {
+            let mut shown = self.0.clone();
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = shown.set_password(Some("***"));
+            f.write_str(shown.as_str())
+        } else {
+            f.write_str(self.0.as_str())
+        }
+    }
+}
+
+impl fmt::Debug for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedactedUrl({self})")
+    }
+}
+
+/// Redacts a URL string that may not even parse: everything between `://` and the last `@`
+/// of the authority loses its password part.
+pub(crate) fn redact_str(raw: &str) -> String {
+    if let Ok(url) = Url::parse(raw) {
+        return RedactedUrl(url).to_string();
+    }
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_owned();
+    };
+    let authority_end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    let authority = &raw[start..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &raw[..start],
+            &authority[..colon],
+            &raw[start + at..]
+        ),
+        _ => raw.to_owned(),
+    }
+}
+
+/// The query options of a coordination URL, checked against the names a backend accepts.
+///
+/// As in tooz, a repeated option keeps its last value and an empty value is ignored.
+#[derive(Debug, Clone)]
+pub struct UrlOptions {
+    backend: &'static str,
+    values: BTreeMap<String, String>,
+}
+
+impl UrlOptions {
+    /// Reads the query of `url`, refusing any option not in `valid`.
+    pub fn parse(backend: &'static str, url: &Url, valid: &'static [&'static str]) -> Result<Self> {
+        let mut values = BTreeMap::new();
+        for (key, value) in url.query_pairs() {
+            if !valid.contains(&key.as_ref()) {
+                return Err(Error::UnknownOption {
+                    backend,
+                    option: key.into_owned(),
+                    valid,
+                });
+            }
+            if !value.is_empty() {
+                values.insert(key.into_owned(), value.into_owned());
+            }
+        }
+        Ok(Self { backend, values })
+    }
+
+    /// The raw value of an option.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// A duration: a bare number is seconds (tooz's unit, fractions allowed); `ms` and `s`
+    /// suffixes are accepted too.
+    pub fn duration(&self, name: &str, default: Duration) -> Result<Duration> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        parse_duration(raw).ok_or_else(|| self.invalid(name, raw, "expected seconds, like 10, 2.5, 2s or 500ms"))
+    }
+
+    /// A boolean, parsed as oslo's `bool_from_string` does (`1/t/true/on/y/yes`, any case,
+    /// are true; `0/f/false/off/n/no` are false; anything else is an error here).
+    pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+            _ => Err(self.invalid(name, raw, "expected a boolean such as true or false")),
+        }
+    }
+
+    /// A non-negative integer.
+    pub fn u64(&self, name: &str, default: u64) -> Result<u64> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        raw.parse()
+            .map_err(|_| self.invalid(name, raw, "expected a non-negative integer"))
+    }
+
+    /// The error for a bad value of `name`.
+    pub fn invalid(&self, name: &str, value: &str, reason: &str) -> Error {
+        Error::InvalidOption {
+            backend: self.backend,
+            option: name.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let (number, scale) = if let Some(ms) = raw.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = raw.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (raw, 1.0)
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    Duration::try_from_secs_f64(value * scale).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &[&str] = &["timeout", "flag"];
+
+    fn opts(url: &str) -> Result<UrlOptions> {
+        UrlOptions::parse("test", &Url::parse(url).unwrap(), VALID)
+    }
+
+    #[test]
+    fn unknown_option_lists_the_valid_ones() {
+        let err = opts("x://h?timout=3").unwrap_err().to_string();
+        assert!(err.contains("'timout'") && err.contains("timeout, flag"), "{err}");
+    }
+
+    #[test]
+    fn last_value_wins_and_empty_is_ignored() {
+        let o = opts("x://h?timeout=1&timeout=3&flag=").unwrap();
+        assert_eq!(o.duration("timeout", Duration::ZERO).unwrap(), Duration::from_secs(3));
+        assert!(o.bool("flag", true).unwrap());
+    }
+
+    #[test]
+    fn durations_and_bools_parse_as_documented() {
+        for (raw, ms) in [("2", 2000), ("2.5", 2500), ("2s", 2000), ("250ms", 250)] {
+            let o = opts(&format!("x://h?timeout={raw}")).unwrap();
+            assert_eq!(o.duration("timeout", Duration::ZERO).unwrap(), Duration::from_millis(ms));
+        }
+        for bad in ["-1", "soon", "1e400"] {
+            let err = opts(&format!("x://h?timeout={bad}")).unwrap().duration("timeout", Duration::ZERO);
+            assert!(err.is_err(), "{bad}");
+        }
+        assert!(!opts("x://h?flag=Off").unwrap().bool("flag", true).unwrap());
+        assert!(opts("x://h?flag=maybe").unwrap().bool("flag", true).is_err());
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let url = RedactedUrl::new(Url::parse("redis://user:s3cret@host:1/0").unwrap());
+        assert_eq!(url.to_string(), "redis://user:***@host:1/0");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(redact_str("redis://u:s3cret@h:99999"), "redis://u:***@h:99999");
+        assert_eq!(redact_str("zookeeper://u:pw@h1:1,h2:2/x"), "zookeeper://u:***@h1:1,h2:2/x");
+    }
+}
