@@ -83,10 +83,9 @@ impl Capabilities {
     /// Converts into any serde-deserializable type.
     pub fn to_serde<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         let mut bytes = Vec::new();
-        rmpv::encode::write_value(&mut bytes, &self.0)
-            .map_err(|e| Error::Serialization {
-                reason: e.to_string(),
-            })?;
+        rmpv::encode::write_value(&mut bytes, &self.0).map_err(|e| Error::Serialization {
+            reason: e.to_string(),
+        })?;
         rmp_serde::from_slice(&bytes).map_err(|e| Error::Serialization {
             reason: e.to_string(),
         })
@@ -132,11 +131,9 @@ pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value> {
         });
     }
     let mut rest = bytes;
-    let value =
-        rmpv::decode::read_value_with_max_depth(&mut rest, MAX_CAPABILITIES_DEPTH).map_err(|e| {
-            Error::Serialization {
-                reason: format!("undecodable msgpack ({} bytes): {e}", bytes.len()),
-            }
+    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_CAPABILITIES_DEPTH)
+        .map_err(|e| Error::Serialization {
+            reason: format!("undecodable msgpack ({} bytes): {e}", bytes.len()),
         })?;
     if !rest.is_empty() {
         return Err(Error::Serialization {
@@ -361,7 +358,10 @@ mod tests {
         let empty = Capabilities::from(serde_json::json!({}));
         assert_eq!(hex(&empty.encode().unwrap()), "80");
         let weight = Capabilities::from(serde_json::json!({"weight": 3}));
-        assert_eq!(hex(&weight.encode().unwrap()), "81a6776569676874 03".replace(' ', ""));
+        assert_eq!(
+            hex(&weight.encode().unwrap()),
+            "81a6776569676874 03".replace(' ', "")
+        );
         let bytes = Capabilities::new(Value::Binary(b"ab".to_vec()));
         assert_eq!(hex(&bytes.encode().unwrap()), "c4026162");
     }
@@ -372,20 +372,30 @@ mod tests {
         let expected = concat!(
             "c73c01",
             "87",
-            "a3646179", "02",
-            "a56d6f6e7468", "01",
-            "a479656172", "cd07e8",
-            "a4686f7572", "03",
-            "a66d696e757465", "04",
-            "a67365636f6e64", "05",
-            "ab6d6963726f7365636f6e64", "ce000a5bf5",
+            "a3646179",
+            "02",
+            "a56d6f6e7468",
+            "01",
+            "a479656172",
+            "cd07e8",
+            "a4686f7572",
+            "03",
+            "a66d696e757465",
+            "04",
+            "a67365636f6e64",
+            "05",
+            "ab6d6963726f7365636f6e64",
+            "ce000a5bf5",
         );
         let dt = OsloDateTime::naive(2024, 1, 2, 3, 4, 5).with_microsecond(678_901);
         let encoded = Capabilities::from(dt.clone()).encode().unwrap();
         assert_eq!(hex(&encoded), expected);
         let back = Capabilities::decode(&encoded).unwrap();
         assert_eq!(OsloDateTime::from_value(back.value()), Some(dt));
-        assert_eq!(back.to_json(), serde_json::json!("2024-01-02T03:04:05.678901"));
+        assert_eq!(
+            back.to_json(),
+            serde_json::json!("2024-01-02T03:04:05.678901")
+        );
     }
 
     #[test]
@@ -411,10 +421,22 @@ mod tests {
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
         assert!(Capabilities::decode(&[]).is_err(), "nothing");
-        assert!(Capabilities::decode(&[0xa5, b'a']).is_err(), "truncated str");
-        assert!(Capabilities::decode(&[0xc7, 0x10, 0x01]).is_err(), "truncated ext");
-        assert!(Capabilities::decode(&[0x92, 0x01]).is_err(), "truncated array");
-        assert!(Capabilities::decode(&[0xc0, 0xc0]).is_err(), "trailing bytes");
+        assert!(
+            Capabilities::decode(&[0xa5, b'a']).is_err(),
+            "truncated str"
+        );
+        assert!(
+            Capabilities::decode(&[0xc7, 0x10, 0x01]).is_err(),
+            "truncated ext"
+        );
+        assert!(
+            Capabilities::decode(&[0x92, 0x01]).is_err(),
+            "truncated array"
+        );
+        assert!(
+            Capabilities::decode(&[0xc0, 0xc0]).is_err(),
+            "trailing bytes"
+        );
         // An array claiming 4 billion elements must fail without allocating them.
         assert!(Capabilities::decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
         let deep = vec![0x91; MAX_CAPABILITIES_DEPTH + 10];

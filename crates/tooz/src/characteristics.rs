@@ -77,6 +77,10 @@ impl Characteristics {
 
     /// Those of `required` that are not declared.
     pub fn missing(&self, required: &[Characteristic]) -> Vec<Characteristic> {
-        required.iter().copied().filter(|c| !self.contains(*c)).collect()
+        required
+            .iter()
+            .copied()
+            .filter(|c| !self.contains(*c))
+            .collect()
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -171,7 +171,10 @@ impl Coordinator {
     }
 
     /// Starts a coordinator over a backend built outside the URL table (a custom driver).
-    pub async fn from_backend(backend: Box<dyn Backend>, member: impl Into<MemberId>) -> Result<Self> {
+    pub async fn from_backend(
+        backend: Box<dyn Backend>,
+        member: impl Into<MemberId>,
+    ) -> Result<Self> {
         let member = member.into();
         member.validate()?;
         let builder = Self::builder("", member.clone());
@@ -274,15 +277,24 @@ impl Coordinator {
         let timeout = self.inner.config.operation_timeout;
         for (group, owner) in &held.leaderships {
             if let Some(elections) = backend.elections() {
-                log_failure("resign", bounded("resign", timeout, elections.resign(group, *owner)).await);
+                log_failure(
+                    "resign",
+                    bounded("resign", timeout, elections.resign(group, *owner)).await,
+                );
             }
         }
         for (name, owner) in &held.locks {
-            log_failure("release", bounded("release", timeout, backend.release(name, *owner)).await);
+            log_failure(
+                "release",
+                bounded("release", timeout, backend.release(name, *owner)).await,
+            );
         }
         for group in &held.memberships {
             if let Some(groups) = backend.groups() {
-                log_failure("leave", bounded("leave", timeout, groups.leave(group)).await);
+                log_failure(
+                    "leave",
+                    bounded("leave", timeout, groups.leave(group)).await,
+                );
             }
         }
         self.inner.session.expire();
@@ -295,14 +307,18 @@ impl Coordinator {
     pub async fn create_group(&self, group: impl Into<GroupId>) -> Result<()> {
         let group = checked(group.into())?;
         let groups = self.inner.groups("create_group")?;
-        self.inner.call("create group", groups.create_group(&group)).await
+        self.inner
+            .call("create group", groups.create_group(&group))
+            .await
     }
 
     /// Deletes an empty group; [`Error::GroupNotCreated`], [`Error::GroupNotEmpty`].
     pub async fn delete_group(&self, group: impl Into<GroupId>) -> Result<()> {
         let group = checked(group.into())?;
         let groups = self.inner.groups("delete_group")?;
-        self.inner.call("delete group", groups.delete_group(&group)).await
+        self.inner
+            .call("delete group", groups.delete_group(&group))
+            .await
     }
 
     /// Every group (tooz `get_groups`).
@@ -322,7 +338,9 @@ impl Coordinator {
         let capabilities = capabilities.into();
         capabilities.encode()?;
         let groups = self.inner.groups("join_group")?;
-        self.inner.call("join group", groups.join(&group, &capabilities)).await?;
+        self.inner
+            .call("join group", groups.join(&group, &capabilities))
+            .await?;
         let lost = self.inner.session.add_membership(group.clone());
         Ok(Membership::new(self.clone(), group, lost))
     }
@@ -375,7 +393,10 @@ impl Coordinator {
     ) -> Result<BTreeMap<MemberId, Capabilities>> {
         let group = checked(group.into())?;
         let groups = self.inner.groups("get_members")?;
-        let list = self.inner.call("list members", groups.members(&group)).await?;
+        let list = self
+            .inner
+            .call("list members", groups.members(&group))
+            .await?;
         Ok(list.into_iter().collect())
     }
 
@@ -427,12 +448,15 @@ impl Coordinator {
     /// Campaigns for the leadership of a group and resolves once elected. Leadership is not
     /// re-entrant: a second campaign of the same coordinator waits like anyone else.
     pub async fn campaign(&self, group: impl Into<GroupId>) -> Result<Leadership> {
-        self.campaign_until(group.into(), None).await?.ok_or_else(|| unreachable_timeout())
+        self.campaign_until(group.into(), None)
+            .await?
+            .ok_or_else(unreachable_timeout)
     }
 
     /// One attempt to become leader; `None` if someone else leads.
     pub async fn try_campaign(&self, group: impl Into<GroupId>) -> Result<Option<Leadership>> {
-        self.campaign_until(group.into(), Some(Instant::now())).await
+        self.campaign_until(group.into(), Some(Instant::now()))
+            .await
     }
 
     /// Campaigns for at most `wait`; [`Error::OperationTimedOut`] if not elected by then.
@@ -445,7 +469,10 @@ impl Coordinator {
         let operation = format!("campaign for the leadership of group '{group}'");
         self.campaign_until(group, Some(Instant::now() + wait))
             .await?
-            .ok_or(Error::OperationTimedOut { operation, after: wait })
+            .ok_or(Error::OperationTimedOut {
+                operation,
+                after: wait,
+            })
     }
 
     async fn campaign_until(
@@ -458,20 +485,31 @@ impl Coordinator {
         let owner = OwnerToken::generate();
         let inner = &self.inner;
         let attempt = || async {
-            inner.call("campaign", elections.try_lead(&group, owner)).await
+            inner
+                .call("campaign", elections.try_lead(&group, owner))
+                .await
         };
-        let Some(token) = wait::retry(inner, Topic::Leader(&group), deadline, attempt).await? else {
+        let Some(token) = wait::retry(inner, Topic::Leader(&group), deadline, attempt).await?
+        else {
             return Ok(None);
         };
         let lost = inner.session.add_leadership(owner, group.clone());
-        Ok(Some(Leadership::new(self.clone(), group, owner, token, lost)))
+        Ok(Some(Leadership::new(
+            self.clone(),
+            group,
+            owner,
+            token,
+            lost,
+        )))
     }
 
     /// The current leader of a group, if any.
     pub async fn leader(&self, group: impl Into<GroupId>) -> Result<Option<MemberId>> {
         let group = checked(group.into())?;
         let elections = self.inner.elections("get_leader")?;
-        self.inner.call("read leader", elections.leader(&group)).await
+        self.inner
+            .call("read leader", elections.leader(&group))
+            .await
     }
 }
 

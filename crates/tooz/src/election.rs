@@ -73,7 +73,11 @@ impl Leadership {
 
 impl Drop for Leadership {
     fn drop(&mut self) {
-        self.grant.coord.inner.session.remove_leadership(self.grant.owner);
+        self.grant
+            .coord
+            .inner
+            .session
+            .remove_leadership(self.grant.owner);
         let group = self.group.clone();
         self.grant.drop_with(|coord, owner| async move {
             let inner = &coord.inner;

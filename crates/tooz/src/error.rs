@@ -185,7 +185,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Connection { .. } | Self::OperationTimedOut { .. }
+            Self::Connection { .. } | Self::OperationTimedOut { .. } | Self::SessionLost { .. }
         )
     }
 

@@ -137,11 +137,11 @@ fn running<D: Digest + Clone>(key: &[u8], count: u64) -> Vec<u128> {
 /// ```
 /// use tooz::HashRing;
 ///
-/// let mut ring = HashRing::new();
+/// let mut ring: HashRing<&str> = HashRing::new();
 /// for node in ["node1", "node2", "node3"] {
 ///     ring.add_node(node, 1);
 /// }
-/// assert_eq!(ring.get_nodes(b"foo", 1, &[]), vec![&"node2"]);
+/// assert_eq!(ring.get_node(b"foo"), Some(&"node2"));
 /// // Python: ring.get_nodes(b'foo', replicas=2, ignore_nodes=['node2']) == {'node1', 'node3'}
 /// let mut two = ring.get_nodes(b"foo", 2, &["node2"]);
 /// two.sort();
@@ -343,9 +343,10 @@ impl<N: AsRef<[u8]>> HashRing<N> {
 
     /// The sorted positions with their owners (for tests and diagnostics).
     pub fn positions(&self) -> impl Iterator<Item = (u128, &N)> {
-        self.positions.iter().zip(&self.owners).filter_map(|(p, o)| {
-            self.slots[*o as usize].as_ref().map(|(n, _)| (*p, n))
-        })
+        self.positions
+            .iter()
+            .zip(&self.owners)
+            .filter_map(|(p, o)| self.slots[*o as usize].as_ref().map(|(n, _)| (*p, n)))
     }
 }
 
@@ -378,7 +379,7 @@ mod tests {
         ring
     }
 
-    fn sorted<'a>(mut v: Vec<&'a &'static str>) -> Vec<&'static str> {
+    fn sorted(mut v: Vec<&&'static str>) -> Vec<&'static str> {
         v.sort();
         v.into_iter().copied().collect()
     }
@@ -410,9 +411,15 @@ mod tests {
             assert_eq!(sorted(r.get_nodes(key, 1, NONE)), vec![*one]);
             assert_eq!(r.get_node(key), Some(one));
             assert_eq!(sorted(r.get_nodes(key, 2, NONE)), two.to_vec());
-            assert_eq!(sorted(r.get_nodes(key, 2, &["node1"])), vec!["node2", "node3"]);
+            assert_eq!(
+                sorted(r.get_nodes(key, 2, &["node1"])),
+                vec!["node2", "node3"]
+            );
         }
-        assert_eq!(sorted(r.get_nodes(b"foo", 2, &["node2"])), vec!["node1", "node3"]);
+        assert_eq!(
+            sorted(r.get_nodes(b"foo", 2, &["node2"])),
+            vec!["node1", "node3"]
+        );
         let positions: Vec<(u128, &str)> = r.positions().map(|(p, n)| (p, *n)).collect();
         assert_eq!(positions[0], (0x0a6229ab4ce0a012c652d972f6735eb7, "node1"));
         assert_eq!(positions[1], (0x105caecdfdb9101a3cf0ab89af7a8dae, "node2"));
@@ -471,7 +478,10 @@ mod tests {
         assert_eq!(fb.get_node(b"fake"), Some(&"foo"));
         assert_eq!(fb.get_node(b"fake-again"), Some(&"bar"));
         assert_eq!(sorted(fb.get_nodes(b"fake", 1, &["foo"])), vec!["bar"]);
-        assert_eq!(sorted(ring(&["foo", "bar"]).get_nodes(b"fake", 1, &["baz"])), vec!["foo"]);
+        assert_eq!(
+            sorted(ring(&["foo", "bar"]).get_nodes(b"fake", 1, &["baz"])),
+            vec!["foo"]
+        );
     }
 
     #[test]
@@ -480,9 +490,16 @@ mod tests {
         assert!(empty.get_nodes(b"k", 3, NONE).is_empty());
         assert_eq!(empty.get_node(b"k"), None);
         let mut r = ring(&["a", "b"]);
-        assert_eq!(r.get_nodes(b"k", 5, NONE).len(), 2, "replicas capped at node count");
+        assert_eq!(
+            r.get_nodes(b"k", 5, NONE).len(),
+            2,
+            "replicas capped at node count"
+        );
         assert!(r.get_nodes(b"k", 0, NONE).is_empty());
-        assert!(r.get_nodes(b"k", 2, &["a", "b"]).is_empty(), "everything ignored");
+        assert!(
+            r.get_nodes(b"k", 2, &["a", "b"]).is_empty(),
+            "everything ignored"
+        );
         r.add_node("zero", 0);
         assert_eq!(r.len(), 64, "weight 0 owns no position");
         assert_eq!(r.get_nodes(b"k", 3, NONE).len(), 2, "and is never returned");
@@ -491,7 +508,10 @@ mod tests {
         assert!(HashRing::<&str>::with_options(0, HashFunction::Md5).is_err());
         let err = HashFunction::from_name("crc32").unwrap_err().to_string();
         assert!(err.contains("crc32") && err.contains("md5, sha1"), "{err}");
-        assert_eq!(HashFunction::from_name("SHA256").unwrap(), HashFunction::Sha256);
+        assert_eq!(
+            HashFunction::from_name("SHA256").unwrap(),
+            HashFunction::Sha256
+        );
     }
 
     #[test]

@@ -130,7 +130,10 @@ pub(crate) fn validate_name(kind: &'static str, bytes: &[u8]) -> Result<()> {
     let reason = if bytes.is_empty() {
         "it is empty".to_owned()
     } else if bytes.len() > MAX_NAME_LEN {
-        format!("it is {} bytes long, over the limit of {MAX_NAME_LEN}", bytes.len())
+        format!(
+            "it is {} bytes long, over the limit of {MAX_NAME_LEN}",
+            bytes.len()
+        )
     } else {
         return Ok(());
     };
@@ -168,7 +171,10 @@ mod tests {
         let err = LockName::from("").validate().unwrap_err().to_string();
         assert!(err.contains("lock") && err.contains("empty"), "{err}");
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        let err = GroupId::from(long.as_str()).validate().unwrap_err().to_string();
+        let err = GroupId::from(long.as_str())
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1025 bytes"), "{err}");
         assert!(err.len() < 300, "a long name is cut in messages: {err}");
         MemberId::from("x".repeat(MAX_NAME_LEN)).validate().unwrap();

@@ -219,7 +219,10 @@ impl LockGuard {
         let inner = &self.grant.coord.inner;
         inner.session.remove_lock(self.grant.owner);
         let released = inner
-            .call("release lock", inner.backend.release(&self.name, self.grant.owner))
+            .call(
+                "release lock",
+                inner.backend.release(&self.name, self.grant.owner),
+            )
             .await?;
         if released && was_held {
             Ok(())
@@ -237,7 +240,10 @@ impl Drop for LockGuard {
         let name = self.name.clone();
         self.grant.drop_with(|coord, owner| async move {
             let inner = &coord.inner;
-            if let Err(e) = inner.call("release lock", inner.backend.release(&name, owner)).await {
+            if let Err(e) = inner
+                .call("release lock", inner.backend.release(&name, owner))
+                .await
+            {
                 tracing::warn!(lock = %name, error = %e, "releasing a dropped lock guard failed");
             }
         });

@@ -107,7 +107,8 @@ impl UrlOptions {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
-        parse_duration(raw).ok_or_else(|| self.invalid(name, raw, "expected seconds, like 10, 2.5, 2s or 500ms"))
+        parse_duration(raw)
+            .ok_or_else(|| self.invalid(name, raw, "expected seconds, like 10, 2.5, 2s or 500ms"))
     }
 
     /// A boolean, parsed as oslo's `bool_from_string` does (`1/t/true/on/y/yes`, any case,
@@ -169,13 +170,19 @@ mod tests {
     #[test]
     fn unknown_option_lists_the_valid_ones() {
         let err = opts("x://h?timout=3").unwrap_err().to_string();
-        assert!(err.contains("'timout'") && err.contains("timeout, flag"), "{err}");
+        assert!(
+            err.contains("'timout'") && err.contains("timeout, flag"),
+            "{err}"
+        );
     }
 
     #[test]
     fn last_value_wins_and_empty_is_ignored() {
         let o = opts("x://h?timeout=1&timeout=3&flag=").unwrap();
-        assert_eq!(o.duration("timeout", Duration::ZERO).unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            o.duration("timeout", Duration::ZERO).unwrap(),
+            Duration::from_secs(3)
+        );
         assert!(o.bool("flag", true).unwrap());
     }
 
@@ -183,14 +190,24 @@ mod tests {
     fn durations_and_bools_parse_as_documented() {
         for (raw, ms) in [("2", 2000), ("2.5", 2500), ("2s", 2000), ("250ms", 250)] {
             let o = opts(&format!("x://h?timeout={raw}")).unwrap();
-            assert_eq!(o.duration("timeout", Duration::ZERO).unwrap(), Duration::from_millis(ms));
+            assert_eq!(
+                o.duration("timeout", Duration::ZERO).unwrap(),
+                Duration::from_millis(ms)
+            );
         }
         for bad in ["-1", "soon", "1e400"] {
-            let err = opts(&format!("x://h?timeout={bad}")).unwrap().duration("timeout", Duration::ZERO);
+            let err = opts(&format!("x://h?timeout={bad}"))
+                .unwrap()
+                .duration("timeout", Duration::ZERO);
             assert!(err.is_err(), "{bad}");
         }
         assert!(!opts("x://h?flag=Off").unwrap().bool("flag", true).unwrap());
-        assert!(opts("x://h?flag=maybe").unwrap().bool("flag", true).is_err());
+        assert!(
+            opts("x://h?flag=maybe")
+                .unwrap()
+                .bool("flag", true)
+                .is_err()
+        );
     }
 
     #[test]
@@ -198,7 +215,13 @@ mod tests {
         let url = RedactedUrl::new(Url::parse("redis://user:s3cret@host:1/0").unwrap());
         assert_eq!(url.to_string(), "redis://user:***@host:1/0");
         assert!(!format!("{url:?}").contains("s3cret"));
-        assert_eq!(redact_str("redis://u:s3cret@h:99999"), "redis://u:***@h:99999");
-        assert_eq!(redact_str("zookeeper://u:pw@h1:1,h2:2/x"), "zookeeper://u:***@h1:1,h2:2/x");
+        assert_eq!(
+            redact_str("redis://u:s3cret@h:99999"),
+            "redis://u:***@h:99999"
+        );
+        assert_eq!(
+            redact_str("zookeeper://u:pw@h1:1,h2:2/x"),
+            "zookeeper://u:***@h1:1,h2:2/x"
+        );
     }
 }

@@ -59,10 +59,17 @@ mod tests {
 
     #[test]
     fn bad_urls_name_the_problem() {
-        assert!(error("nonsense").contains("relative URL"), "{}", error("nonsense"));
+        assert!(
+            error("nonsense").contains("relative URL"),
+            "{}",
+            error("nonsense")
+        );
         assert!(error("gopher://x").contains("unknown scheme 'gopher'"));
         assert!(error("redis://u:pw@h").contains("not available"));
-        assert!(!error("redis://u:pw@h").contains("pw@"), "password redacted");
+        assert!(
+            !error("redis://u:pw@h").contains("pw@"),
+            "password redacted"
+        );
         assert!(error("memory://x?bogus=1").contains("valid options are: timeout"));
     }
 }

@@ -100,6 +100,9 @@ mod tests {
         assert!(pauses[0] <= FIRST_PAUSE);
         assert!(pauses[19] >= cap / 2);
         let distinct: std::collections::BTreeSet<_> = pauses[10..].iter().collect();
-        assert!(distinct.len() > 1, "pauses at the cap must still vary: {pauses:?}");
+        assert!(
+            distinct.len() > 1,
+            "pauses at the cap must still vary: {pauses:?}"
+        );
     }
 }

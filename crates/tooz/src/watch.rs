@@ -140,14 +140,20 @@ async fn run(
 }
 
 fn diff(group: &GroupId, old: &Snapshot, new: &Snapshot) -> Vec<GroupEvent> {
-    let joined = new.members.difference(&old.members).map(|m| GroupEvent::Joined {
-        group: group.clone(),
-        member: m.clone(),
-    });
-    let left = old.members.difference(&new.members).map(|m| GroupEvent::Left {
-        group: group.clone(),
-        member: m.clone(),
-    });
+    let joined = new
+        .members
+        .difference(&old.members)
+        .map(|m| GroupEvent::Joined {
+            group: group.clone(),
+            member: m.clone(),
+        });
+    let left = old
+        .members
+        .difference(&new.members)
+        .map(|m| GroupEvent::Left {
+            group: group.clone(),
+            member: m.clone(),
+        });
     let mut events: Vec<GroupEvent> = joined.chain(left).collect();
     if let Some(leader) = &new.leader
         && new.leader != old.leader

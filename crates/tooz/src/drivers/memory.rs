@@ -265,12 +265,12 @@ impl Backend for MemoryBackend {
             }
             for group in &held.memberships {
                 let member = state.groups.get(group).and_then(|m| m.get(&self.member));
-                if !member.is_some_and(|m| m.session == session) {
+                if member.is_none_or(|m| m.session != session) {
                     report.lost_memberships.push(group.clone());
                 }
             }
             for (group, owner) in &held.leaderships {
-                if !state.leaders.get(group).is_some_and(|l| l.owner == *owner) {
+                if state.leaders.get(group).is_none_or(|l| l.owner != *owner) {
                     report.lost_leaderships.push(group.clone());
                 }
             }
@@ -529,8 +529,6 @@ impl Elections for MemoryBackend {
     }
 
     async fn leader(&self, group: &GroupId) -> Result<Option<MemberId>> {
-        Ok(self.with_state(|state, _| {
-            (state.leaders.get(group).map(|l| l.member.clone()), false)
-        }))
+        Ok(self.with_state(|state, _| (state.leaders.get(group).map(|l| l.member.clone()), false)))
     }
 }
