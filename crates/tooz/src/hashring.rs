@@ -8,6 +8,11 @@
 //! A key is placed by hashing it and taking the first position strictly greater than its hash,
 //! wrapping around; replicas walk on clockwise, skipping ignored nodes and nodes already taken.
 //!
+//! A consequence of the algorithm, kept for identical placements: names that are repetitions of
+//! one root (`a`, `aa`, `aaaa`) produce the same digests at different steps, so they share
+//! positions; the node added last owns them, and removing either node removes them. Avoid such
+//! node names where balance matters.
+//!
 //! Where tooz misbehaves we give a defined answer instead, documented on each method: a node of
 //! weight 0 owns no positions and is never returned (tooz loops forever if asked for it as a
 //! replica); the walk stops after one full turn.
@@ -158,6 +163,8 @@ pub struct HashRing<N = String> {
     /// Sorted positions and their owners, rebuilt from `ring` after each change.
     positions: Vec<u128>,
     owners: Vec<u32>,
+    /// Filled slots.
+    node_count: usize,
 }
 
 impl<N: AsRef<[u8]>> HashRing<N> {
@@ -170,6 +177,7 @@ impl<N: AsRef<[u8]>> HashRing<N> {
             ring: BTreeMap::new(),
             positions: Vec::new(),
             owners: Vec::new(),
+            node_count: 0,
         }
     }
 
@@ -217,7 +225,7 @@ impl<N: AsRef<[u8]>> HashRing<N> {
 
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
-        self.slots.iter().flatten().count()
+        self.node_count
     }
 
     /// The weight of a node, if it is on the ring.
@@ -285,6 +293,7 @@ impl<N: AsRef<[u8]>> HashRing<N> {
     }
 
     fn rebuild(&mut self) {
+        self.node_count = self.slots.iter().flatten().count();
         self.positions = self.ring.keys().copied().collect();
         self.owners = self.ring.values().copied().collect();
     }
@@ -315,17 +324,34 @@ impl<N: AsRef<[u8]>> HashRing<N> {
     /// is the primary). Python returns the same nodes as a set. The answer has
     /// `min(replicas, nodes not ignored)` nodes, fewer only when some of those own no
     /// position (weight 0); an empty ring, zero replicas or everything ignored give an empty
-    /// answer.
-    pub fn get_nodes<I: AsRef<[u8]>>(&self, data: &[u8], replicas: usize, ignore: &[I]) -> Vec<&N> {
+    /// answer. Up to four nodes are returned without allocating.
+    pub fn get_nodes<I: AsRef<[u8]>>(
+        &self,
+        data: &[u8],
+        replicas: usize,
+        ignore: &[I],
+    ) -> Placement<'_, N> {
         let is_ignored = |n: &N| ignore.iter().any(|i| i.as_ref() == n.as_ref());
-        let candidates = self.nodes().filter(|(n, _)| !is_ignored(n)).count();
+        let candidates = if ignore.is_empty() {
+            self.node_count
+        } else {
+            self.nodes().filter(|(n, _)| !is_ignored(n)).count()
+        };
         let wanted = replicas.min(candidates);
-        let mut found: Vec<&N> = Vec::with_capacity(wanted);
+        let mut found = Placement::empty();
         if wanted == 0 || self.positions.is_empty() {
             return found;
         }
         let len = self.positions.len();
         let start = self.start(data);
+        if wanted == 1 && ignore.is_empty() {
+            // The common case: the owner of the first position, which holds a node whenever
+            // any node owns positions.
+            if let Some((node, _)) = &self.slots[self.owners[start] as usize] {
+                found.push(node);
+            }
+            return found;
+        }
         for step in 0..len {
             let owner = self.owners[(start + step) % len] as usize;
             let Some((node, _)) = &self.slots[owner] else {
@@ -347,6 +373,93 @@ impl<N: AsRef<[u8]>> HashRing<N> {
             .iter()
             .zip(&self.owners)
             .filter_map(|(p, o)| self.slots[*o as usize].as_ref().map(|(n, _)| (*p, n)))
+    }
+}
+
+/// The nodes [`HashRing::get_nodes`] picked, primary first; derefs to a slice.
+pub struct Placement<'a, N> {
+    repr: Repr<'a, N>,
+}
+
+/// Four nodes inline (the unused slots repeat the first, so no unsafe code is needed), more on
+/// the heap.
+enum Repr<'a, N> {
+    Inline { items: [&'a N; 4], len: usize },
+    Heap(Vec<&'a N>),
+}
+
+impl<'a, N> Placement<'a, N> {
+    fn empty() -> Self {
+        Self {
+            repr: Repr::Heap(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, node: &'a N) {
+        match &mut self.repr {
+            Repr::Heap(v) if v.is_empty() => {
+                self.repr = Repr::Inline {
+                    items: [node; 4],
+                    len: 1,
+                }
+            }
+            Repr::Heap(v) => v.push(node),
+            Repr::Inline { items, len } if *len < items.len() => {
+                items[*len] = node;
+                *len += 1;
+            }
+            Repr::Inline { items, .. } => {
+                let mut v = items.to_vec();
+                v.push(node);
+                self.repr = Repr::Heap(v);
+            }
+        }
+    }
+
+    /// The nodes as a vector.
+    pub fn into_vec(self) -> Vec<&'a N> {
+        self.to_vec()
+    }
+}
+
+impl<'a, N> std::ops::Deref for Placement<'a, N> {
+    type Target = [&'a N];
+
+    fn deref(&self) -> &Self::Target {
+        match &self.repr {
+            Repr::Inline { items, len } => &items[..*len],
+            Repr::Heap(v) => v,
+        }
+    }
+}
+
+impl<'a, N> IntoIterator for Placement<'a, N> {
+    type Item = &'a N;
+    type IntoIter = std::vec::IntoIter<&'a N>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'p, 'a, N> IntoIterator for &'p Placement<'a, N> {
+    type Item = &'p &'a N;
+    type IntoIter = std::slice::Iter<'p, &'a N>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<N: PartialEq> PartialEq<Vec<&N>> for Placement<'_, N> {
+    fn eq(&self, other: &Vec<&N>) -> bool {
+        **self == **other
+    }
+}
+
+impl<N: fmt::Debug> fmt::Debug for Placement<'_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -379,7 +492,8 @@ mod tests {
         ring
     }
 
-    fn sorted(mut v: Vec<&&'static str>) -> Vec<&'static str> {
+    fn sorted(v: Placement<'_, &'static str>) -> Vec<&'static str> {
+        let mut v = v.into_vec();
         v.sort();
         v.into_iter().copied().collect()
     }

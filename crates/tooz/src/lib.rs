@@ -101,6 +101,7 @@ mod heartbeat;
 mod ids;
 mod lock;
 mod membership;
+mod partitioner;
 pub mod options;
 mod scheme;
 mod session;
@@ -116,10 +117,11 @@ pub use coordinator::{
 };
 pub use election::Leadership;
 pub use error::{BoxError, Error, Result};
-pub use hashring::{DEFAULT_PARTITIONS, HashFunction, HashRing};
+pub use hashring::{DEFAULT_PARTITIONS, HashFunction, HashRing, Placement};
 pub use ids::{GroupId, LockName, MAX_NAME_LEN, MemberId};
 pub use lock::{FencingToken, Lock, LockGuard};
 pub use membership::Membership;
+pub use partitioner::{PartitionKey, Partitioner, RawKey};
 pub use watch::{GroupEvent, GroupWatch};
 
 /// The msgpack value type capabilities are made of (re-exported from `rmpv`).

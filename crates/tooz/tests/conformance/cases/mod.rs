@@ -5,6 +5,7 @@ mod elections;
 mod groups;
 mod lifecycle;
 mod locks;
+mod partitioner;
 
 use crate::case;
 use crate::harness::Case;
@@ -45,6 +46,7 @@ pub const ALL: &[Case] = &[
     case!(groups::member_expires_without_heartbeat, Groups),
     case!(groups::booted_out_member_is_told, Groups),
     case!(groups::names_are_data, Groups),
+    case!(partitioner::ring_follows_membership, Groups),
     case!(elections::exactly_one_leader, Elections),
     case!(elections::resign_hands_over, Elections),
     case!(elections::leader_stop_elects_another, Elections),
