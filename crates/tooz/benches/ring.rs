@@ -32,7 +32,10 @@ fn python_rate() -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/tooz_bench.py");
     let out = Command::new(python).args([script, "ring"]).output().ok()?;
     if !out.status.success() {
-        eprintln!("python bench failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "python bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -70,11 +73,14 @@ fn main() {
     });
     let python = python_rate();
 
-    let per_position = std::mem::size_of::<u128>() + std::mem::size_of::<u32>();
+    let per_position = size_of::<u128>() + size_of::<u32>();
     println!("HashRing, 10 nodes x 32 partitions (md5), {KEYS} keys, best of {REPEAT}");
     println!("{:<44} {:>14}", "workload", "lookups/s");
     println!("{:<44} {:>14.0}", "ours: get_nodes(key, 1 replica)", ours);
-    println!("{:<44} {:>14.0}", "ours: get_node(key) (no allocation)", ours_single);
+    println!(
+        "{:<44} {:>14.0}",
+        "ours: get_node(key) (no allocation)", ours_single
+    );
     println!("{:<44} {:>14.0}", "floor: md5 + binary search", floor);
     println!("{:<44} {:>14.0}", "md5 alone", md5_only);
     match python {

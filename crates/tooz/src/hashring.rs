@@ -433,6 +433,15 @@ impl<'a, N> std::ops::Deref for Placement<'a, N> {
     }
 }
 
+impl<N> std::ops::DerefMut for Placement<'_, N> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match &mut self.repr {
+            Repr::Inline { items, len } => &mut items[..*len],
+            Repr::Heap(v) => v,
+        }
+    }
+}
+
 impl<'a, N> IntoIterator for Placement<'a, N> {
     type Item = &'a N;
     type IntoIter = std::vec::IntoIter<&'a N>;

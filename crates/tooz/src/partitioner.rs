@@ -53,7 +53,9 @@ macro_rules! integer_keys {
         }
     )*};
 }
-integer_keys!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+integer_keys!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
+);
 
 /// Bytes placed on the ring as they are (tooz's `__tooz_hash__` returning bytes).
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +120,12 @@ impl Coordinator {
         let watch = self.watch(group.clone()).await?;
         let ring = Arc::new(RwLock::new(empty));
         refresh(self, &group, &ring).await?;
-        let follower = tokio::spawn(follow(self.clone(), group.clone(), Arc::clone(&ring), watch));
+        let follower = tokio::spawn(follow(
+            self.clone(),
+            group.clone(),
+            Arc::clone(&ring),
+            watch,
+        ));
         Ok(Partitioner {
             coord: self.clone(),
             group,
@@ -154,7 +161,12 @@ async fn refresh(coord: &Coordinator, group: &GroupId, ring: &SharedRing) -> Res
     Ok(())
 }
 
-async fn follow(coord: Coordinator, group: GroupId, ring: SharedRing, mut watch: crate::GroupWatch) {
+async fn follow(
+    coord: Coordinator,
+    group: GroupId,
+    ring: SharedRing,
+    mut watch: crate::GroupWatch,
+) {
     while let Some(event) = watch.next().await {
         match event {
             Ok(GroupEvent::Joined { .. } | GroupEvent::Left { .. }) => {
@@ -231,7 +243,10 @@ impl fmt::Debug for Partitioner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Partitioner")
             .field("group", &self.group)
-            .field("ring", &*self.ring.read().unwrap_or_else(|e| e.into_inner()))
+            .field(
+                "ring",
+                &*self.ring.read().unwrap_or_else(|e| e.into_inner()),
+            )
             .finish()
     }
 }
@@ -253,7 +268,13 @@ mod tests {
         let caps = Capabilities::from(serde_json::json!({"weight": 5}));
         assert_eq!(weight_of(&caps), 5);
         assert_eq!(weight_of(&Capabilities::none()), 1);
-        assert_eq!(weight_of(&Capabilities::from(serde_json::json!({"w": 5}))), 1);
-        assert_eq!(weight_of(&Capabilities::from(serde_json::json!({"weight": "x"}))), 1);
+        assert_eq!(
+            weight_of(&Capabilities::from(serde_json::json!({"w": 5}))),
+            1
+        );
+        assert_eq!(
+            weight_of(&Capabilities::from(serde_json::json!({"weight": "x"}))),
+            1
+        );
     }
 }

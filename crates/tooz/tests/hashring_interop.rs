@@ -39,10 +39,15 @@ fn python() -> Option<String> {
 #[test]
 fn placements_match_python_tooz() {
     let Some(python) = python() else {
-        eprintln!("TOOZ_PYTHON is not set: skipping the Python interop check (scripts/test runs it)");
+        eprintln!(
+            "TOOZ_PYTHON is not set: skipping the Python interop check (scripts/test runs it)"
+        );
         return;
     };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/hashring_vectors.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/hashring_vectors.py"
+    );
     let output = Command::new(&python)
         .arg(script)
         .output()
@@ -71,14 +76,21 @@ fn placements_match_python_tooz() {
                 other => panic!("unknown op {other}"),
             }
         }
-        assert_eq!(ring.len() as u64, config["len"].as_u64().unwrap(), "{name}: ring size");
+        assert_eq!(
+            ring.len() as u64,
+            config["len"].as_u64().unwrap(),
+            "{name}: ring size"
+        );
         for query in config["queries"].as_array().unwrap() {
             let key = unhex(query[0].as_str().unwrap());
             let replicas = query[1].as_u64().unwrap() as usize;
             let ignore = hex_list(&query[2]);
             let expected: BTreeSet<Vec<u8>> = hex_list(&query[3]).into_iter().collect();
-            let got: BTreeSet<Vec<u8>> =
-                ring.get_nodes(&key, replicas, &ignore).into_iter().cloned().collect();
+            let got: BTreeSet<Vec<u8>> = ring
+                .get_nodes(&key, replicas, &ignore)
+                .into_iter()
+                .cloned()
+                .collect();
             assert_eq!(
                 got, expected,
                 "{name}: key {} replicas {replicas} ignore {ignore:?}",
@@ -91,6 +103,9 @@ fn placements_match_python_tooz() {
         }
         rings += 1;
     }
-    assert!(rings >= 8 && queries >= 10_000, "only {rings} rings / {queries} queries checked");
+    assert!(
+        rings >= 8 && queries >= 10_000,
+        "only {rings} rings / {queries} queries checked"
+    );
     eprintln!("{queries} placements over {rings} rings identical to Python tooz");
 }

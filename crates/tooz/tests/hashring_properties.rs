@@ -16,7 +16,9 @@ const KEYS: usize = 10_000;
 const SEEDED_SETS: u64 = 40;
 
 fn keys() -> Vec<Vec<u8>> {
-    (0..KEYS).map(|i| format!("object-{i}").into_bytes()).collect()
+    (0..KEYS)
+        .map(|i| format!("object-{i}").into_bytes())
+        .collect()
 }
 
 fn owners(ring: &HashRing<String>, keys: &[Vec<u8>]) -> Vec<String> {
@@ -39,12 +41,16 @@ fn roots_differ(names: &[String]) -> bool {
 fn distinct_names(count: usize) -> impl Strategy<Value = Vec<String>> {
     prop::collection::hash_set("[a-z0-9.-]{1,16}", count)
         .prop_map(|s| s.into_iter().collect::<Vec<String>>())
-        .prop_filter("names sharing a root share ring positions", |n| roots_differ(n))
+        .prop_filter("names sharing a root share ring positions", |n| {
+            roots_differ(n)
+        })
 }
 
 /// Node names for seeded set `seed`: realistic host-like names.
 fn seeded_names(seed: u64, count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("worker-{seed}-{i:02}.example")).collect()
+    (0..count)
+        .map(|i| format!("worker-{seed}-{i:02}.example"))
+        .collect()
 }
 
 proptest! {
@@ -99,11 +105,17 @@ fn a_join_moves_about_one_eleventh() {
             .zip(&owners(&ring, &keys))
             .filter(|(old, new)| old != new)
             .count() as f64;
-        assert!(moved <= 2.0 * fair, "seed {seed}: moved {moved} keys, fair share {fair:.0}");
+        assert!(
+            moved <= 2.0 * fair,
+            "seed {seed}: moved {moved} keys, fair share {fair:.0}"
+        );
         total += moved;
     }
     let mean = total / SEEDED_SETS as f64;
-    assert!((mean - fair).abs() <= fair * 0.10, "mean moved {mean:.0}, fair share {fair:.0}");
+    assert!(
+        (mean - fair).abs() <= fair * 0.10,
+        "mean moved {mean:.0}, fair share {fair:.0}"
+    );
 }
 
 /// Load follows weight: each weight class's mean share is within 10% of its fair share, and
@@ -137,6 +149,9 @@ fn load_follows_weight() {
     }
     for (weight, sum) in share_by_weight {
         let mean = sum / (2.0 * SEEDED_SETS as f64);
-        assert!((mean - 1.0).abs() <= 0.10, "weight {weight}: mean share {mean:.3} of fair");
+        assert!(
+            (mean - 1.0).abs() <= 0.10,
+            "weight {weight}: mean share {mean:.3} of fair"
+        );
     }
 }

@@ -17,7 +17,10 @@ async fn ring_settles(part: &Partitioner, expected: &[(&MemberId, u32)]) {
         if have == want {
             return;
         }
-        assert!(Instant::now() < deadline, "ring stuck at {have:?}, want {want:?}");
+        assert!(
+            Instant::now() < deadline,
+            "ring stuck at {have:?}, want {want:?}"
+        );
         sleep(Duration::from_millis(50)).await;
     }
 }
@@ -31,14 +34,23 @@ pub async fn ring_follows_membership(h: Harness) {
     let ids: Vec<MemberId> = (0..4).map(|i| unique(&format!("p{i}")).into()).collect();
     let g = unique("g");
     let first = fast_member(&h, &ids[0].to_string()).await;
-    let part = first.join_partitioned_group(g.as_str(), 5, 32).await.unwrap();
+    let part = first
+        .join_partitioned_group(g.as_str(), 5, 32)
+        .await
+        .unwrap();
     ring_settles(&part, &[(&ids[0], 5)]).await;
     assert_eq!(part.ring().len(), 5 * 32);
     let mut others = Vec::new();
     for (i, id) in ids.iter().enumerate().skip(1) {
         let coord = fast_member(&h, &id.to_string()).await;
         let weight = if i == 1 { 10 } else { 1 };
-        others.push((coord.clone(), coord.join_partitioned_group(g.as_str(), weight, 32).await.unwrap()));
+        others.push((
+            coord.clone(),
+            coord
+                .join_partitioned_group(g.as_str(), weight, 32)
+                .await
+                .unwrap(),
+        ));
     }
     // Nobody calls anything: the rings follow the joins by themselves.
     let all = [(&ids[0], 5), (&ids[1], 10), (&ids[2], 1), (&ids[3], 1)];
