@@ -1,0 +1,131 @@
+//! A backend that stops answering: with heartbeats running in the background, every loss
+//! signal must still fire at the local deadline, before the backend's own timeout, and the
+//! coordinator must recover once the backend answers again. Uses a custom backend through
+//! `Coordinator::from_backend`, which also proves that path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::{Instant, timeout};
+use tooz::backend::{
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, OwnerToken, Topic,
+};
+use tooz::drivers::memory::{MemoryBackend, MemoryOptions};
+use tooz::{Capabilities, Characteristics, Coordinator, Error, FencingToken, LockName};
+
+/// Memory, except that while `down` is set every call fails as an unreachable server would.
+#[derive(Debug)]
+struct Flaky {
+    inner: MemoryBackend,
+    down: Arc<AtomicBool>,
+}
+
+impl Flaky {
+    fn check(&self) -> tooz::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::Connection {
+                backend: "flaky",
+                source: "connection refused (simulated)".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn characteristics(&self) -> Characteristics {
+        self.inner.characteristics()
+    }
+    fn membership_timeout(&self) -> Duration {
+        self.inner.membership_timeout()
+    }
+    async fn start(&self) -> tooz::Result<()> {
+        self.check()?;
+        self.inner.start().await
+    }
+    async fn heartbeat(&self, held: &Held) -> tooz::Result<BeatReport> {
+        self.check()?;
+        self.inner.heartbeat(held).await
+    }
+    async fn stop(&self) -> tooz::Result<()> {
+        self.inner.stop().await
+    }
+    async fn try_acquire(&self, request: LockRequest<'_>) -> tooz::Result<Option<FencingToken>> {
+        self.check()?;
+        self.inner.try_acquire(request).await
+    }
+    async fn release(&self, name: &LockName, owner: OwnerToken) -> tooz::Result<bool> {
+        self.check()?;
+        self.inner.release(name, owner).await
+    }
+    fn supports_shared_locks(&self) -> bool {
+        self.inner.supports_shared_locks()
+    }
+    fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
+        self.inner.change_hint(topic)
+    }
+    fn groups(&self) -> Option<&dyn Groups> {
+        self.inner.groups()
+    }
+    fn elections(&self) -> Option<&dyn Elections> {
+        self.inner.elections()
+    }
+}
+
+fn memory(store: &str, member: &str) -> MemoryBackend {
+    let url = url::Url::parse(&format!("memory://{store}?timeout=1")).unwrap();
+    MemoryBackend::new(MemoryOptions::from_url(&url).unwrap(), member.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_backend_fires_every_loss_signal_in_time() {
+    let down = Arc::new(AtomicBool::new(false));
+    let flaky = Flaky {
+        inner: memory("outage", "a"),
+        down: Arc::clone(&down),
+    };
+    let a = Coordinator::from_backend(Box::new(flaky), "a").await.unwrap();
+    let b = Coordinator::connect("memory://outage?timeout=1", "b").await.unwrap();
+    let membership = a.join_group_create("g", Capabilities::none()).await.unwrap();
+    let guard = a.lock("l").acquire().await.unwrap();
+    let leadership = a.campaign("g").await.unwrap();
+
+    // Heartbeats keep everything alive well past the timeout while the backend answers.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(guard.is_held() && membership.is_active() && leadership.is_held());
+
+    down.store(true, Ordering::SeqCst);
+    let outage = Instant::now();
+    timeout(Duration::from_secs(2), guard.lost()).await.expect("lock loss fired");
+    timeout(Duration::from_millis(100), membership.lost()).await.expect("membership loss fired");
+    timeout(Duration::from_millis(100), leadership.lost()).await.expect("leadership loss fired");
+    // At most one heartbeat interval (1/3 s) plus 90% of the timeout after the last renewal.
+    assert!(outage.elapsed() < Duration::from_millis(950), "{:?}", outage.elapsed());
+    assert!(!guard.is_held() && !membership.is_active() && !leadership.is_held());
+    assert!(!a.is_live());
+
+    // Only after the backend's own timeout can anyone else take over.
+    let taken = b.lock("l").acquire_timeout(Duration::from_secs(3)).await.unwrap();
+    assert!(taken.token() > guard.token());
+    assert!(!b.members("g").await.unwrap().contains(&"a".into()), "a timed out");
+
+    // The backend comes back: the coordinator starts a new session by itself.
+    down.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !a.is_live() {
+        assert!(Instant::now() < deadline, "a did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.join_group("g", Capabilities::none()).await.expect("rejoin after recovery");
+    assert!(b.members("g").await.unwrap().contains(&"a".into()));
+    taken.release().await.unwrap();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
