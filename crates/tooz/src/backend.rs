@@ -152,6 +152,13 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// before it runs out.
     fn membership_timeout(&self) -> Duration;
 
+    /// Whether locks and leaderships stay held when heartbeats stop (the kernel or a
+    /// connection holds them, as on `file://`), so that only memberships are reported lost
+    /// when the local lease runs out. Default: everything depends on heartbeats.
+    fn locks_outlive_heartbeats(&self) -> bool {
+        false
+    }
+
     /// Connects and establishes this member's session.
     async fn start(&self) -> Result<()>;
 

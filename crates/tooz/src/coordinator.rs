@@ -150,6 +150,9 @@ pub struct Supported {
     pub elections: bool,
     /// Shared (reader) locks.
     pub shared_locks: bool,
+    /// Locks and leaderships end when heartbeats stop (lease-based backends); `false` where
+    /// the kernel or a connection holds them regardless (`file://`).
+    pub lease_bound_locks: bool,
 }
 
 impl Coordinator {
@@ -193,7 +196,11 @@ impl Coordinator {
             watch_interval: builder.watch_interval,
         };
         bounded("connecting", config.operation_timeout, backend.start()).await?;
-        let session = Arc::new(Session::new(timeout, sent));
+        let session = Arc::new(Session::new(
+            timeout,
+            sent,
+            backend.locks_outlive_heartbeats(),
+        ));
         let interval = match builder.heartbeat {
             HeartbeatMode::Auto => Some((timeout / 3).max(Duration::from_millis(10))),
             HeartbeatMode::Every(interval) => Some(interval),
@@ -238,6 +245,7 @@ impl Coordinator {
             groups: backend.groups().is_some(),
             elections: backend.elections().is_some(),
             shared_locks: backend.supports_shared_locks(),
+            lease_bound_locks: !backend.locks_outlive_heartbeats(),
         }
     }
 
@@ -297,7 +305,7 @@ impl Coordinator {
                 );
             }
         }
-        self.inner.session.expire();
+        self.inner.session.lose_everything();
         bounded("stopping", timeout, backend.stop()).await
     }
 
@@ -613,7 +621,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop_heartbeat.cancel();
-        self.session.expire();
+        self.session.lose_everything();
     }
 }
 

@@ -147,7 +147,9 @@ impl Grant {
     }
 
     pub(crate) fn is_held(&self) -> bool {
-        !self.lost.is_cancelled() && self.coord.is_live()
+        !self.lost.is_cancelled()
+            && self.coord.is_started()
+            && self.coord.inner.session.grants_live()
     }
 
     pub(crate) fn lost(&self) -> impl Future<Output = ()> + Send + 'static {

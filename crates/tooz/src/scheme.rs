@@ -11,7 +11,6 @@ use crate::options::redact_str;
 /// The schemes Python tooz 9.1.0 (or an older release) registers, which this crate will accept
 /// as its backends land.
 const PLANNED: &[(&str, &str)] = &[
-    ("file", "file"),
     ("redis", "redis"),
     ("rediss", "redis"),
     ("etcd3+http", "etcd"),
@@ -38,12 +37,21 @@ pub(crate) fn open(url: &str, member: &MemberId) -> Result<Box<dyn Backend>> {
             MemoryOptions::from_url(&parsed)?,
             member.clone(),
         ))),
+        #[cfg(feature = "file")]
+        "file" => Ok(Box::new(crate::drivers::file::FileBackend::new(
+            crate::drivers::file::FileOptions::from_url(&parsed)?,
+            member.clone(),
+        ))),
+        #[cfg(not(feature = "file"))]
+        "file" => Err(invalid(
+            "the file backend is not built in: enable the cargo feature `file`".to_owned(),
+        )),
         scheme => match PLANNED.iter().find(|(s, _)| *s == scheme) {
             Some((_, backend)) => Err(invalid(format!(
                 "the {backend} backend is not available in this build of tooz yet"
             ))),
             None => Err(invalid(format!(
-                "unknown scheme '{scheme}'; supported: memory://"
+                "unknown scheme '{scheme}'; supported: memory://, file:///DIR"
             ))),
         },
     }

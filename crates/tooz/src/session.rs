@@ -25,6 +25,9 @@ const LOCAL_LEASE_DENOMINATOR: u32 = 10;
 #[derive(Debug)]
 pub(crate) struct Session {
     local_lease: Duration,
+    /// Locks and leaderships do not depend on the lease (see
+    /// [`crate::backend::Backend::locks_outlive_heartbeats`]).
+    grants_outlive_lease: bool,
     state: Mutex<State>,
     /// Wakes the heartbeat task when the deadline moves (a permit is kept if it is busy).
     deadline_moved: Notify,
@@ -43,10 +46,11 @@ struct State {
 impl Session {
     /// A session whose backend keeps it for `timeout` without a heartbeat, renewed by a
     /// request sent at `started`.
-    pub(crate) fn new(timeout: Duration, started: Instant) -> Self {
+    pub(crate) fn new(timeout: Duration, started: Instant, grants_outlive_lease: bool) -> Self {
         let local_lease = timeout * LOCAL_LEASE_NUMERATOR / LOCAL_LEASE_DENOMINATOR;
         Self {
             local_lease,
+            grants_outlive_lease,
             state: Mutex::new(State {
                 deadline: Some(started + local_lease),
                 generation: CancellationToken::new(),
@@ -124,10 +128,23 @@ impl Session {
         old.cancel();
     }
 
-    /// Marks the lease as run out (it is checked by the heartbeat task at the deadline).
+    /// The local lease ran out unrenewed: everything that depends on it is lost.
     pub(crate) fn expire(&self) {
-        self.state().deadline = None;
-        self.lose_everything();
+        let mut state = self.state();
+        state.deadline = None;
+        if self.grants_outlive_lease {
+            for (_, token) in state.memberships.drain() {
+                token.cancel();
+            }
+        } else {
+            drop(state);
+            self.lose_everything();
+        }
+    }
+
+    /// Whether a lock or leadership held now still stands as far as the lease is concerned.
+    pub(crate) fn grants_live(&self) -> bool {
+        self.grants_outlive_lease || self.is_live()
     }
 
     /// What to renew or check in the next heartbeat.

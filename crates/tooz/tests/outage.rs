@@ -91,9 +91,16 @@ async fn an_unreachable_backend_fires_every_loss_signal_in_time() {
         inner: memory("outage", "a"),
         down: Arc::clone(&down),
     };
-    let a = Coordinator::from_backend(Box::new(flaky), "a").await.unwrap();
-    let b = Coordinator::connect("memory://outage?timeout=1", "b").await.unwrap();
-    let membership = a.join_group_create("g", Capabilities::none()).await.unwrap();
+    let a = Coordinator::from_backend(Box::new(flaky), "a")
+        .await
+        .unwrap();
+    let b = Coordinator::connect("memory://outage?timeout=1", "b")
+        .await
+        .unwrap();
+    let membership = a
+        .join_group_create("g", Capabilities::none())
+        .await
+        .unwrap();
     let guard = a.lock("l").acquire().await.unwrap();
     let leadership = a.campaign("g").await.unwrap();
 
@@ -103,18 +110,35 @@ async fn an_unreachable_backend_fires_every_loss_signal_in_time() {
 
     down.store(true, Ordering::SeqCst);
     let outage = Instant::now();
-    timeout(Duration::from_secs(2), guard.lost()).await.expect("lock loss fired");
-    timeout(Duration::from_millis(100), membership.lost()).await.expect("membership loss fired");
-    timeout(Duration::from_millis(100), leadership.lost()).await.expect("leadership loss fired");
+    timeout(Duration::from_secs(2), guard.lost())
+        .await
+        .expect("lock loss fired");
+    timeout(Duration::from_millis(100), membership.lost())
+        .await
+        .expect("membership loss fired");
+    timeout(Duration::from_millis(100), leadership.lost())
+        .await
+        .expect("leadership loss fired");
     // At most one heartbeat interval (1/3 s) plus 90% of the timeout after the last renewal.
-    assert!(outage.elapsed() < Duration::from_millis(950), "{:?}", outage.elapsed());
+    assert!(
+        outage.elapsed() < Duration::from_millis(950),
+        "{:?}",
+        outage.elapsed()
+    );
     assert!(!guard.is_held() && !membership.is_active() && !leadership.is_held());
     assert!(!a.is_live());
 
     // Only after the backend's own timeout can anyone else take over.
-    let taken = b.lock("l").acquire_timeout(Duration::from_secs(3)).await.unwrap();
+    let taken = b
+        .lock("l")
+        .acquire_timeout(Duration::from_secs(3))
+        .await
+        .unwrap();
     assert!(taken.token() > guard.token());
-    assert!(!b.members("g").await.unwrap().contains(&"a".into()), "a timed out");
+    assert!(
+        !b.members("g").await.unwrap().contains(&"a".into()),
+        "a timed out"
+    );
 
     // The backend comes back: the coordinator starts a new session by itself.
     down.store(false, Ordering::SeqCst);
@@ -123,7 +147,9 @@ async fn an_unreachable_backend_fires_every_loss_signal_in_time() {
         assert!(Instant::now() < deadline, "a did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    a.join_group("g", Capabilities::none()).await.expect("rejoin after recovery");
+    a.join_group("g", Capabilities::none())
+        .await
+        .expect("rejoin after recovery");
     assert!(b.members("g").await.unwrap().contains(&"a".into()));
     taken.release().await.unwrap();
     a.stop().await.unwrap();

@@ -17,14 +17,14 @@
 //! | `shared_locks` | `true` | offer shared locks |
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use url::Url;
 
+use super::shared::{Changes, Registry};
 use crate::backend::{
     Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, OwnerToken,
     Topic,
@@ -79,7 +79,7 @@ type SessionId = u64;
 struct Store {
     state: Mutex<State>,
     /// Bumped on every change, so waiters wake at once instead of polling.
-    changes: watch::Sender<u64>,
+    changes: Changes,
 }
 
 #[derive(Debug, Default)]
@@ -141,21 +141,7 @@ impl State {
     }
 }
 
-static STORES: LazyLock<Mutex<HashMap<String, Weak<Store>>>> = LazyLock::new(Default::default);
-
-fn store_named(name: &str) -> Arc<Store> {
-    let mut stores = STORES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(store) = stores.get(name).and_then(Weak::upgrade) {
-        return store;
-    }
-    stores.retain(|_, weak| weak.strong_count() > 0);
-    let store = Arc::new(Store {
-        state: Mutex::new(State::default()),
-        changes: watch::Sender::new(0),
-    });
-    stores.insert(name.to_owned(), Arc::downgrade(&store));
-    store
-}
+static STORES: Registry<Store> = Registry::new();
 
 /// One coordinator's connection to an in-process store.
 #[derive(Debug)]
@@ -169,7 +155,10 @@ pub struct MemoryBackend {
 impl MemoryBackend {
     /// A connection for `member` to the store named in `options`.
     pub fn new(options: MemoryOptions, member: MemberId) -> Self {
-        let store = store_named(&options.name);
+        let store = STORES.get_or_make(&options.name, || Store {
+            state: Mutex::new(State::default()),
+            changes: Changes::default(),
+        });
         Self {
             options,
             store,
@@ -188,7 +177,7 @@ impl MemoryBackend {
         let (out, changed) = f(&mut state, live);
         drop(state);
         if expired || changed {
-            self.store.changes.send_modify(|v| *v += 1);
+            self.store.changes.notify();
         }
         out
     }
@@ -342,11 +331,7 @@ impl Backend for MemoryBackend {
     }
 
     fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {
-        let mut changes = self.store.changes.subscribe();
-        Some(Box::pin(async move {
-            // An error means the store is gone, which is a change too.
-            let _ = changes.changed().await;
-        }))
+        Some(self.store.changes.hint())
     }
 
     fn groups(&self) -> Option<&dyn Groups> {

@@ -1,3 +1,6 @@
 //! The backends, one module each, each behind its own cargo feature (`memory` is always on).
 
+#[cfg(feature = "file")]
+pub mod file;
 pub mod memory;
+mod shared;

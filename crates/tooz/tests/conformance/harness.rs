@@ -19,6 +19,12 @@ pub enum Needs {
     Groups,
     Elections,
     SharedLocks,
+    /// Locks that end when heartbeats stop.
+    LeaseBoundLocks,
+    /// Locks held by the kernel or a connection, not by heartbeats.
+    HeldLocks,
+    /// Elections, with leaderships that end when heartbeats stop.
+    LeaseBoundElections,
     /// Runs only on a backend that lacks something, to check it answers `Unsupported`.
     MissingFeature,
 }
@@ -51,6 +57,15 @@ impl Harness {
             std::process::id()
         );
         Self::probe(name.to_owned(), url)
+    }
+
+    /// A fresh directory under the system temp dir, with a one-second membership timeout.
+    pub fn file(dir: &std::path::Path) -> Result<Self, SetupError> {
+        std::fs::create_dir_all(dir).map_err(|e| SetupError("file".into(), e.to_string()))?;
+        Self::probe(
+            "file".to_owned(),
+            format!("file://{}?timeout=1", dir.display()),
+        )
     }
 
     /// A backend from `TOOZ_TEST_URLS`.

@@ -16,18 +16,20 @@ use libtest_mimic::{Arguments, Trial};
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
+    let file_dir = std::env::temp_dir().join(format!("tooz-conformance-{}", std::process::id()));
     let mut harnesses = vec![
         Harness::memory("memory", ""),
         Harness::memory(
             "memory-locks-only",
             "&groups=false&elections=false&shared_locks=false",
         ),
+        Harness::file(&file_dir),
     ];
     match std::env::var("TOOZ_TEST_URLS") {
         Ok(urls) => harnesses.extend(urls.split_whitespace().map(Harness::url)),
-        Err(_) => eprintln!(
-            "conformance: TOOZ_TEST_URLS is not set; running the in-process backends only"
-        ),
+        Err(_) => {
+            eprintln!("conformance: TOOZ_TEST_URLS is not set; running memory:// and file:// only")
+        }
     }
     let mut trials = Vec::new();
     for harness in harnesses {
@@ -48,6 +50,11 @@ fn main() -> ExitCode {
                 Needs::Groups => harness.supported.groups,
                 Needs::Elections => harness.supported.elections,
                 Needs::SharedLocks => harness.supported.shared_locks,
+                Needs::LeaseBoundLocks => harness.supported.lease_bound_locks,
+                Needs::HeldLocks => !harness.supported.lease_bound_locks,
+                Needs::LeaseBoundElections => {
+                    harness.supported.elections && harness.supported.lease_bound_locks
+                }
                 Needs::MissingFeature => {
                     let s = harness.supported;
                     !(s.groups && s.elections && s.shared_locks)
@@ -62,5 +69,7 @@ fn main() -> ExitCode {
             trials.push(Trial::test(name, move || h.run(run)).with_ignored_flag(!supported));
         }
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    let _ = std::fs::remove_dir_all(&file_dir);
+    conclusion.exit_code()
 }

@@ -26,7 +26,8 @@ pub const ALL: &[Case] = &[
     case!(locks::mutual_exclusion_under_contention, Nothing),
     case!(locks::dropped_guard_releases, Nothing),
     case!(locks::stop_releases_locks_and_signals_loss, Nothing),
-    case!(locks::lock_is_lost_when_heartbeats_stop, Nothing),
+    case!(locks::lock_is_lost_when_heartbeats_stop, LeaseBoundLocks),
+    case!(locks::held_lock_survives_missed_heartbeats, HeldLocks),
     case!(locks::names_are_data, Nothing),
     case!(locks::shared_holders_coexist, SharedLocks),
     case!(locks::exclusive_and_shared_exclude, SharedLocks),
@@ -52,7 +53,7 @@ pub const ALL: &[Case] = &[
     case!(elections::leader_stop_elects_another, Elections),
     case!(
         elections::leadership_is_lost_when_heartbeats_stop,
-        Elections
+        LeaseBoundElections
     ),
     case!(elections::watch_reports_leader, Elections),
 ];

@@ -1,0 +1,363 @@
+//! `file:///DIR`: a local directory, shared with Python tooz's file driver.
+//!
+//! The layout is tooz 9.1.0's (`DIR/groups/<sha1hex(group)>/.metadata`,
+//! `<sha1hex(member)>.raw`, lock files at `DIR/<name>`, group changes under `DIR/.driver_lock`),
+//! so a Python tooz process and ours can share one directory: each sees the other's members
+//! and capabilities, and their locks exclude each other.
+//!
+//! Beyond tooz:
+//! * **Crashes are seen at once.** Our members hold a kernel lock on their member file for as
+//!   long as they live; a reader that finds such a file unlocked knows the member is dead,
+//!   without waiting for `timeout`. Python members are judged as tooz judges them: alive while
+//!   the file's mtime is within `timeout` of now.
+//! * **Dead members are collected**, so a crashed member's file no longer blocks its re-join
+//!   or `delete_group` forever.
+//! * **Fencing tokens** from a counter inside each lock file; **leader election** and
+//!   **update_capabilities**, which tooz's file driver lacks (leader files live under
+//!   `DIR/.tooz-rs/`, a prefix our lock names may not use).
+//! * **Names cannot escape**: see [`paths`](self) — `../x`, absolute names, NUL and
+//!   over-long components are refused, and no symlink is followed.
+//! * Lock descriptors are close-on-exec; locks are Linux open-file-description locks, which
+//!   conflict with Python's `fcntl.lockf` and also exclude two coordinators of one process.
+//!
+//! Single host only: on NFS, locks and mtimes are not trustworthy (a warning is logged).
+//!
+//! # Options
+//!
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `timeout` | `10` | seconds a member stays alive without a heartbeat (tooz's `timeout`) |
+//! | `executor` | — | accepted so that tooz URLs work unchanged; it has no effect here |
+
+mod election;
+mod groups;
+mod locks;
+mod ofd;
+mod paths;
+mod records;
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use url::Url;
+
+use super::shared::{Changes, Registry};
+use crate::backend::{
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, OwnerToken, Topic,
+};
+use crate::characteristics::{Characteristic, Characteristics};
+use crate::error::{Error, Result};
+use crate::ids::{GroupId, LockName, MemberId};
+use crate::lock::FencingToken;
+use crate::options::UrlOptions;
+
+use locks::LockTable;
+
+const NAME: &str = "file";
+const OPTIONS: &[&str] = &["timeout", "executor"];
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a waiter looks again for a release made by another process (those send no
+/// notification; releases in this process wake waiters at once).
+const CROSS_PROCESS_POLL: Duration = Duration::from_millis(50);
+
+/// Options of a `file:///DIR` URL.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// The directory.
+    pub dir: PathBuf,
+    /// How long a member stays alive without a heartbeat.
+    pub timeout: Duration,
+}
+
+impl FileOptions {
+    /// Reads a `file:///DIR?options` URL.
+    pub fn from_url(url: &Url) -> Result<Self> {
+        let options = UrlOptions::parse(NAME, url, OPTIONS)?;
+        let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
+        if timeout.is_zero() {
+            return Err(options.invalid("timeout", "0", "must be greater than zero"));
+        }
+        let invalid = |reason: &str| Error::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_owned(),
+        };
+        if url.host_str().is_some_and(|h| !h.is_empty()) {
+            return Err(invalid(
+                "a file URL names a directory by its absolute path: use three slashes, as in file:///var/lib/app/tooz",
+            ));
+        }
+        let dir = url
+            .to_file_path()
+            .map_err(|()| invalid("the path is not a usable local path"))?;
+        if dir == Path::new("/") {
+            return Err(invalid("refusing to use / as the coordination directory"));
+        }
+        Ok(Self { dir, timeout })
+    }
+}
+
+/// What every coordinator of this process on one directory shares.
+#[derive(Debug, Default)]
+struct DirShared {
+    changes: Changes,
+}
+
+static DIRS: Registry<DirShared> = Registry::new();
+
+#[derive(Debug)]
+pub(crate) struct State {
+    options: FileOptions,
+    member: MemberId,
+    shared: Arc<DirShared>,
+    /// The root directory, opened once; lock paths are resolved relative to it.
+    root: Mutex<Option<File>>,
+    locks: Mutex<LockTable>,
+    /// Our member files, kept open: they carry the liveness lock and take the heartbeat.
+    memberships: Mutex<HashMap<GroupId, File>>,
+    /// Leader files of the groups we lead.
+    leaderships: Mutex<HashMap<GroupId, (OwnerToken, File)>>,
+    /// Serializes our use of `DIR/.driver_lock` (one descriptor per coordinator).
+    driver_lock: Mutex<Option<File>>,
+}
+
+/// One coordinator's use of a directory.
+#[derive(Debug)]
+pub struct FileBackend {
+    state: Arc<State>,
+}
+
+fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> Error {
+    Error::Backend {
+        backend: NAME,
+        source: format!("{what}: {e}").into(),
+    }
+}
+
+impl FileBackend {
+    /// A connection for `member` to the directory in `options` (opened by `start`).
+    pub fn new(options: FileOptions, member: MemberId) -> Self {
+        let key = options.dir.to_string_lossy().into_owned();
+        let shared = DIRS.get_or_make(&key, DirShared::default);
+        Self {
+            state: Arc::new(State {
+                options,
+                member,
+                shared,
+                root: Mutex::new(None),
+                locks: Mutex::new(LockTable::default()),
+                memberships: Mutex::new(HashMap::new()),
+                leaderships: Mutex::new(HashMap::new()),
+                driver_lock: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Runs blocking file-system work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&State) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || work(&state))
+            .await
+            .map_err(|e| Error::Backend {
+                backend: NAME,
+                source: format!("file-system task failed: {e}").into(),
+            })?
+    }
+}
+
+impl State {
+    fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    fn with_root<T>(&self, f: impl FnOnce(&File) -> Result<T>) -> Result<T> {
+        let root = guard(&self.root);
+        match root.as_ref() {
+            Some(root) => f(root),
+            None => Err(Error::Stopped),
+        }
+    }
+}
+
+/// Creates the layout and checks that the directory is fit for coordination.
+fn prepare(dir: &Path) -> Result<File> {
+    for sub in [dir.to_path_buf(), dir.join("groups"), dir.join("tmp")] {
+        fs::create_dir_all(&sub)
+            .map_err(|e| io_error(format_args!("cannot create {}", sub.display()), e))?;
+    }
+    let meta = fs::metadata(dir)
+        .map_err(|e| io_error(format_args!("cannot stat {}", dir.display()), e))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(Error::InvalidUrl {
+            url: format!("file://{}", dir.display()),
+            reason: format!(
+                "{} is writable by everyone and has no sticky bit: anyone could replace the \
+                 files coordination depends on (chmod o-w or +t)",
+                dir.display()
+            ),
+        });
+    }
+    if let Ok(stat) = nix::sys::statfs::statfs(dir)
+        && stat.filesystem_type() == nix::sys::statfs::NFS_SUPER_MAGIC
+    {
+        tracing::warn!(
+            dir = %dir.display(),
+            "the coordination directory is on NFS: the file backend is for one host only, \
+             and locks and mtimes across NFS clients are not trustworthy"
+        );
+    }
+    File::open(dir).map_err(|e| io_error(format_args!("cannot open {}", dir.display()), e))
+}
+
+/// tooz's liveness rule, on file mtimes: alive while the last heartbeat is within `timeout`.
+/// A clock stepping back by less than `timeout` does not kill anyone (tooz drops a member whose
+/// mtime is in the future at all).
+pub(crate) fn fresh(mtime: SystemTime, now: SystemTime, timeout: Duration) -> bool {
+    match now.duration_since(mtime) {
+        Ok(age) => age <= timeout,
+        Err(ahead) => ahead.duration() <= timeout,
+    }
+}
+
+#[async_trait]
+impl Backend for FileBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn characteristics(&self) -> Characteristics {
+        Characteristics::new(&[
+            Characteristic::DistributedAcrossThreads,
+            Characteristic::DistributedAcrossProcesses,
+            Characteristic::NonTimeoutBased,
+        ])
+    }
+
+    fn membership_timeout(&self) -> Duration {
+        self.state.options.timeout
+    }
+
+    fn locks_outlive_heartbeats(&self) -> bool {
+        // The kernel holds them for as long as our descriptor is open.
+        true
+    }
+
+    async fn start(&self) -> Result<()> {
+        let root = self.blocking(|state| prepare(state.dir())).await?;
+        *guard(&self.state.root) = Some(root);
+        Ok(())
+    }
+
+    async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
+        let groups = held.memberships.clone();
+        self.blocking(move |state| {
+            let mut report = BeatReport::default();
+            let now = SystemTime::now();
+            let files = guard(&state.memberships);
+            for group in groups {
+                let alive = files.get(&group).is_some_and(|file| {
+                    // Touch through our descriptor; a file unlinked meanwhile (someone else
+                    // left or collected us) has no links left.
+                    file.set_modified(now).is_ok() && file.metadata().is_ok_and(|m| m.nlink() > 0)
+                });
+                if !alive {
+                    report.lost_memberships.push(group);
+                }
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn stop(&self) -> Result<()> {
+        guard(&self.state.locks).clear();
+        guard(&self.state.memberships).clear();
+        guard(&self.state.leaderships).clear();
+        *guard(&self.state.root) = None;
+        self.state.shared.changes.notify();
+        Ok(())
+    }
+
+    async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
+        let state = &self.state;
+        state.with_root(|root| guard(&state.locks).try_acquire(root, request))
+    }
+
+    async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
+        let released = guard(&self.state.locks).release(name, owner)?;
+        if released {
+            self.state.shared.changes.notify();
+        }
+        Ok(released)
+    }
+
+    fn supports_shared_locks(&self) -> bool {
+        true
+    }
+
+    fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {
+        let local = self.state.shared.changes.hint();
+        Some(Box::pin(async move {
+            tokio::select! {
+                () = local => {}
+                () = tokio::time::sleep(CROSS_PROCESS_POLL) => {}
+            }
+        }))
+    }
+
+    fn groups(&self) -> Option<&dyn Groups> {
+        Some(self)
+    }
+
+    fn elections(&self) -> Option<&dyn Elections> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_absolute_directories() {
+        let ok = FileOptions::from_url(&Url::parse("file:///tmp/x?timeout=3").unwrap()).unwrap();
+        assert_eq!(ok.dir, PathBuf::from("/tmp/x"));
+        assert_eq!(ok.timeout, Duration::from_secs(3));
+        let err = FileOptions::from_url(&Url::parse("file://tmp/x").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("three slashes"), "{err}");
+        assert!(FileOptions::from_url(&Url::parse("file:///").unwrap()).is_err());
+        FileOptions::from_url(&Url::parse("file:///x?executor=sync").unwrap()).unwrap();
+        let err = FileOptions::from_url(&Url::parse("file:///x?timout=1").unwrap());
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("valid options are: timeout")
+        );
+    }
+
+    #[test]
+    fn liveness_follows_tooz_with_clock_slack() {
+        let now = SystemTime::now();
+        let t = Duration::from_secs(10);
+        assert!(fresh(now - Duration::from_secs(9), now, t));
+        assert!(!fresh(now - Duration::from_secs(11), now, t));
+        assert!(
+            fresh(now + Duration::from_secs(5), now, t),
+            "small clock step back"
+        );
+        assert!(!fresh(now + Duration::from_secs(60), now, t));
+    }
+}

@@ -1,0 +1,60 @@
+//! Pieces the in-process parts of several drivers share.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::watch;
+
+use crate::backend::ChangeHint;
+
+/// Process-wide objects by name, alive while anyone holds them (an in-memory store by its
+/// URL name, a directory's change notifier by its path).
+#[derive(Debug)]
+pub(crate) struct Registry<T> {
+    map: Mutex<BTreeMap<String, Weak<T>>>,
+}
+
+impl<T> Registry<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            map: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The live object named `key`, or a new one from `make`.
+    pub(crate) fn get_or_make(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = map.get(key).and_then(Weak::upgrade) {
+            return found;
+        }
+        map.retain(|_, weak| weak.strong_count() > 0);
+        let made = Arc::new(make());
+        map.insert(key.to_owned(), Arc::downgrade(&made));
+        made
+    }
+}
+
+/// A change counter: everything that changes shared state bumps it, and waiters subscribe
+/// before they check, so a change between their check and their wait still wakes them.
+#[derive(Debug)]
+pub(crate) struct Changes(watch::Sender<u64>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self(watch::Sender::new(0))
+    }
+}
+
+impl Changes {
+    pub(crate) fn notify(&self) {
+        self.0.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A hint that resolves at the next change (or when the notifier is gone).
+    pub(crate) fn hint(&self) -> ChangeHint {
+        let mut changes = self.0.subscribe();
+        Box::pin(async move {
+            let _ = changes.changed().await;
+        })
+    }
+}
