@@ -5,31 +5,40 @@
 //! ```text
 //! cargo run --release --example quickstart [-- --url URL]
 //! ```
-//! The default URL is an in-process `memory://` store with a 2-second membership timeout.
+//! The default URL is `file://` on a fresh temporary directory with a 2-second membership
+//! timeout (the embedded default backend; a Python tooz process could share the directory).
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tooz::{Coordinator, GroupEvent};
 
-const DEFAULT_URL: &str = "memory://quickstart?timeout=2";
-
 #[tokio::main]
 async fn main() {
-    let url = url_from_args();
-    if let Err(e) = run(&url).await {
+    let (url, scratch) = url_from_args();
+    let result = run(&url).await;
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Err(e) = result {
         eprintln!("quickstart failed: {e}");
         std::process::exit(1);
     }
 }
 
-fn url_from_args() -> String {
+/// The URL to use, and the scratch directory to remove afterwards if we made one.
+fn url_from_args() -> (String, Option<std::path::PathBuf>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [] => DEFAULT_URL.to_owned(),
-        [flag, url] if flag == "--url" => url.clone(),
+        [] => {
+            let dir = std::env::temp_dir().join(format!("tooz-quickstart-{}", std::process::id()));
+            (format!("file://{}?timeout=2", dir.display()), Some(dir))
+        }
+        [flag, url] if flag == "--url" => (url.clone(), None),
         _ => {
-            eprintln!("usage: quickstart [--url URL]   (default {DEFAULT_URL})");
+            eprintln!(
+                "usage: quickstart [--url URL]   (default: file:// on a temporary directory)"
+            );
             std::process::exit(2);
         }
     }
@@ -103,6 +112,9 @@ async fn run(url: &str) -> tooz::Result<()> {
             Ok(Some(Ok(GroupEvent::Left { member, .. }))) => {
                 say(format!("alice sees {member} leave the group (timed out)"));
                 break;
+            }
+            Ok(Some(Ok(GroupEvent::LeaderElected { member, .. }))) => {
+                say(format!("alice sees {member} elected leader"));
             }
             Ok(Some(Ok(other))) => say(format!("alice sees {other:?}")),
             Ok(Some(Err(e))) => return Err(e),

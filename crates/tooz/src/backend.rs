@@ -24,6 +24,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -53,23 +54,27 @@ pub enum LockMode {
 pub struct OwnerToken(u128);
 
 impl OwnerToken {
-    /// A fresh token: 128 bits from a per-process random seed, the process id, the clock and a
-    /// counter, so tokens differ across processes and never repeat within one.
+    /// A fresh token, unique within the process (a counter through a bijective mixer) and
+    /// across processes (keyed by a per-process random seed). Cheap: no system call after the
+    /// first. A process that `fork`s without `exec` must not use tokens in both halves.
     pub fn generate() -> Self {
+        static SEED: OnceLock<(u64, u64)> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let half = |salt: u64| {
-            let mut h = RandomState::new().build_hasher();
-            h.write_u64(salt);
-            h.write_u64(count);
-            h.write_u32(std::process::id());
-            h.write_u128(nanos);
-            h.finish()
-        };
-        Self((u128::from(half(1)) << 64) | u128::from(half(2)))
+        let (high, low) = *SEED.get_or_init(|| {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let seed = |salt: u64| {
+                let mut h = RandomState::new().build_hasher();
+                h.write_u64(salt);
+                h.write_u32(std::process::id());
+                h.write_u128(nanos);
+                h.finish()
+            };
+            (seed(1), seed(2))
+        });
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self((u128::from(mix(high ^ n)) << 64) | u128::from(mix(low.wrapping_add(n))))
     }
 
     /// The token as 32 lowercase hex characters (the form redis-py's lock uses).
@@ -87,6 +92,14 @@ impl fmt::Debug for OwnerToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "OwnerToken({})", self.to_hex())
     }
+}
+
+/// splitmix64's finalizer: a bijection on `u64` that scatters consecutive inputs.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One attempt to take a lock.
@@ -215,6 +228,17 @@ pub trait Groups: Send + Sync {
     /// The live members with their capabilities, in one call; `GroupNotCreated`. A member
     /// whose stored data cannot be decoded is skipped (and logged), not fatal.
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>>;
+    /// The live members' ids only; backends that can list ids more cheaply than ids with
+    /// capabilities (reading less) override this.
+    async fn member_ids(&self, group: &GroupId) -> Result<Vec<MemberId>> {
+        Ok(self
+            .members(group)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
     /// One member's capabilities; `GroupNotCreated` or `MemberNotJoined`.
     async fn member_capabilities(&self, group: &GroupId, member: &MemberId)
     -> Result<Capabilities>;

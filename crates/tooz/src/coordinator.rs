@@ -390,8 +390,13 @@ impl Coordinator {
 
     /// The live members of a group (tooz `get_members`).
     pub async fn members(&self, group: impl Into<GroupId>) -> Result<BTreeSet<MemberId>> {
-        let members = self.members_with_capabilities(group).await?;
-        Ok(members.into_keys().collect())
+        let group = checked(group.into())?;
+        let groups = self.inner.groups("get_members")?;
+        let ids = self
+            .inner
+            .call("list members", groups.member_ids(&group))
+            .await?;
+        Ok(ids.into_iter().collect())
     }
 
     /// The live members of a group with their capabilities, in one backend call.

@@ -50,7 +50,7 @@
 //! | URL | backend | feature | liveness | status |
 //! |---|---|---|---|---|
 //! | `memory://NAME` | in-process store shared by every coordinator of the process using `NAME` | always on | session lease (`timeout`, default 10 s) | available |
-//! | `file:///DIR` | local directory, tooz's file driver layout | `file` (default) | member file mtime + kernel locks | planned |
+//! | `file:///DIR` | local directory, tooz's file driver layout, shared with Python tooz | `file` (default) | member file mtime + kernel locks | available |
 //! | `redis://`, `rediss://` | Redis (single, Sentinel) | `redis` | key TTLs | planned |
 //! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 | `etcd` | leases | planned |
 //! | `zookeeper://`, `kazoo://` | ZooKeeper | `zookeeper` | session, ephemeral nodes | planned |
@@ -67,7 +67,8 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | *(none)* | — | the API, `memory://`, the [`HashRing`] |
+//! | *(always)* | — | the API, `memory://`, the [`HashRing`] and [`Partitioner`] |
+//! | `file` | yes | `file:///DIR` ([`drivers::file`]) |
 //!
 //! Each backend arrives behind its own feature, so a build carries only the clients it uses.
 //!

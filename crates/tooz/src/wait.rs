@@ -29,9 +29,17 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
+    // The uncontended case pays for nothing but the attempt.
+    if let Some(value) = attempt().await? {
+        return Ok(Some(value));
+    }
     let mut backoff = Backoff::new();
     loop {
-        // Subscribe before trying, so a release between our attempt and our wait wakes us.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        // Subscribe before trying again, so a release between that attempt and our wait
+        // still wakes us.
         let hint = inner.backend.change_hint(topic);
         if let Some(value) = attempt().await? {
             return Ok(Some(value));

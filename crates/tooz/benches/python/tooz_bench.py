@@ -2,11 +2,15 @@
 tooz 9.1.0 on this machine, one JSON object per workload on stdout.
 
 Usage: tooz_bench.py ring
+       tooz_bench.py file URL GROUP_100 GROUP_1000
 """
+import concurrent.futures
 import json
+import statistics
 import sys
 import time
 
+from tooz import coordination
 from tooz import hashring
 
 
@@ -34,5 +38,70 @@ def ring():
     print(json.dumps({"workload": "ring_get_nodes", "per_second": best_rate(lookups, len(keys))}))
 
 
+def emit(workload, **figures):
+    print(json.dumps(dict(workload=workload, **figures)), flush=True)
+
+
+def timed_for(seconds, op):
+    """Calls `op` for `seconds`; returns calls per second."""
+    count = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(100):
+            op()
+        count += 100
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - start)
+
+
+def file(url, group_100, group_1000):
+    coord = coordination.get_coordinator(url, b"py-bench")
+    coord.start(start_heart=False)
+
+    lock = coord.get_lock(b"bench-lock-python")
+    lock.acquire()
+    lock.release()
+
+    def pair():
+        lock.acquire()
+        lock.release()
+
+    emit("lock_pairs", per_second=max(timed_for(2.0, pair) for _ in range(3)))
+
+    for group, workload in ((group_100, "members_100"), (group_1000, "members_1000")):
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            members = coord.get_members(group.encode()).get()
+            times.append(time.perf_counter() - start)
+        emit(workload, ms=statistics.median(times) * 1000, seen=len(members))
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        coord.get_members_with_capabilities(group_1000.encode()).get()
+        times.append(time.perf_counter() - start)
+    emit("members_caps_1000", ms=statistics.median(times) * 1000)
+
+    join_group = b"py-join-bench"
+    coord.create_group(join_group).get()
+    joiners = []
+    for i in range(100):
+        c = coordination.get_coordinator(url, b"py-joiner-%d" % i)
+        c.start(start_heart=False)
+        joiners.append(c)
+    start = time.perf_counter()
+    for c in joiners:
+        c.join_group(join_group).get()
+    emit("join", mean_ms=(time.perf_counter() - start) / len(joiners) * 1000)
+    with concurrent.futures.ThreadPoolExecutor(len(joiners)) as pool:
+        list(pool.map(lambda c: c.stop(), joiners))
+
+    coord.join_group(join_group).get()
+    emit("heartbeat", per_second=timed_for(2.0, coord.heartbeat))
+    coord.stop()
+
+
 if __name__ == "__main__":
-    {"ring": ring}[sys.argv[1]]()
+    {"ring": ring, "file": file}[sys.argv[1]](*sys.argv[2:])

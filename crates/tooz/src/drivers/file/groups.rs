@@ -4,13 +4,19 @@
 //! for reads, so our readers do not queue behind each other; Python's exclusive `lockf`
 //! conflicts with both), so nobody reads a member file that is half written.
 
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
 
 use super::ofd::{self, Kind};
 use super::records::{MemberRecord, decode_metadata, encode_metadata};
@@ -23,11 +29,64 @@ use crate::ids::{GroupId, MemberId};
 /// How long we wait for `.driver_lock` before giving up (tooz holds it for milliseconds).
 const DRIVER_LOCK_WAIT: Duration = Duration::from_secs(10);
 const MEMBER_SUFFIX: &str = ".raw";
+/// Groups with at least this many member files are read by two threads.
+const PARALLEL_SCAN: usize = 64;
+/// A member file larger than this cannot hold valid (size-capped) capabilities.
+const MAX_MEMBER_FILE: usize = crate::MAX_CAPABILITIES_LEN + 4096;
 const METADATA: &str = ".metadata";
 
 fn not_created(group: &GroupId) -> Error {
     Error::GroupNotCreated {
         group: group.clone(),
+    }
+}
+
+/// Reads a whole member file in one `read` (the size is known and writers are excluded by the
+/// driver lock we hold; anything over the size a valid record can have is refused).
+fn read_record(file: &mut File, meta: &fs::Metadata, path: &Path) -> Result<MemberRecord> {
+    let len = (meta.len() as usize).min(MAX_MEMBER_FILE + 1);
+    let mut bytes = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(format_args!("cannot read {}", path.display()), e)),
+        }
+    }
+    bytes.truncate(filled);
+    MemberRecord::decode(&bytes).map_err(|e| Error::Serialization {
+        reason: format!("member file {}: {e}", path.display()),
+    })
+}
+
+/// Member ids by member-file name and inode. A member file is named after its member's id
+/// (`sha1hex(id).raw`) and a new membership is always a new file (a join creates it after the
+/// old one is gone), so while the inode stays the same, the id and the file's kind do too:
+/// listing ids needs no read of files already seen.
+#[derive(Debug, Default)]
+pub(crate) struct IdCache {
+    entries: HashMap<OsString, (u64, MemberId, bool)>,
+}
+
+impl IdCache {
+    /// Entries kept before the cache starts over.
+    const LIMIT: usize = 100_000;
+
+    fn get(&self, name: &OsStr, inode: u64) -> Option<(MemberId, bool)> {
+        match self.entries.get(name) {
+            Some((ino, member, lock)) if *ino == inode => Some((member.clone(), *lock)),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, name: &OsStr, inode: u64, record: &MemberRecord) {
+        if self.entries.len() >= Self::LIMIT {
+            self.entries.clear();
+        }
+        let entry = (inode, record.member.clone(), record.liveness_lock);
+        self.entries.insert(name.to_owned(), entry);
     }
 }
 
@@ -38,9 +97,11 @@ fn open_read(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// What one member file says, judged alive or not.
+/// What one member file says, judged alive or not. `record` is `None` when only the member
+/// id was wanted and came from the cache (see [`IdCache`]).
 struct Seen {
-    record: MemberRecord,
+    member: MemberId,
+    record: Option<MemberRecord>,
     alive: bool,
     /// The member is certainly gone (our kind of member, its liveness lock released): safe to
     /// delete even under a shared driver lock.
@@ -95,65 +156,125 @@ impl State {
 
     /// Reads and judges one member file; `Ok(None)` if it vanished meanwhile.
     fn inspect(&self, path: &Path, now: SystemTime) -> Result<Option<Seen>> {
-        let mut file = match open_read(path) {
+        let file = match open_read(path) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(format_args!("cannot open {}", path.display()), e)),
         };
+        self.judge(file, path, None, now).map(Some)
+    }
+
+    /// Reads and judges an open member file (`path` is for messages). With `ids_only`, a file
+    /// whose id and kind are cached is not read at all: liveness needs only its mtime and, for
+    /// our kind, its lock.
+    fn judge(
+        &self,
+        mut file: File,
+        path: &Path,
+        ids_only: Option<&OsStr>,
+        now: SystemTime,
+    ) -> Result<Seen> {
         let meta = file
             .metadata()
             .map_err(|e| io_error(format_args!("cannot stat {}", path.display()), e))?;
-        let mut bytes = Vec::with_capacity(meta.len().min(64 * 1024 + 512) as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io_error(format_args!("cannot read {}", path.display()), e))?;
-        let record = MemberRecord::decode(&bytes).map_err(|e| Error::Serialization {
-            reason: format!("member file {}: {e}", path.display()),
-        })?;
+        let cached = ids_only.and_then(|name| guard(&self.id_cache).get(name, meta.ino()));
+        let (member, liveness_lock, record) = match cached {
+            Some((member, liveness_lock)) => (member, liveness_lock, None),
+            None => {
+                let record = read_record(&mut file, &meta, path)?;
+                if let Some(name) = ids_only {
+                    guard(&self.id_cache).put(name, meta.ino(), &record);
+                }
+                (record.member.clone(), record.liveness_lock, Some(record))
+            }
+        };
         let recent = meta
             .modified()
             .is_ok_and(|mtime| fresh(mtime, now, self.options.timeout));
-        let certainly_dead = record.liveness_lock
+        let certainly_dead = liveness_lock
             && !ofd::locked_elsewhere(&file, Kind::Exclusive)
                 .map_err(|e| io_error(format_args!("cannot probe {}", path.display()), e))?;
-        Ok(Some(Seen {
+        Ok(Seen {
+            member,
             record,
             alive: recent && !certainly_dead,
             certainly_dead,
-        }))
+        })
     }
 
     /// Every member file of a group, judged; unreadable ones are logged and skipped, files of
-    /// certainly dead members are removed.
-    fn scan(&self, group: &GroupId) -> Result<Vec<(PathBuf, Seen)>> {
+    /// certainly dead members are removed. Large groups are read by two threads.
+    fn scan(&self, group: &GroupId, ids_only: bool) -> Result<Vec<(PathBuf, Seen)>> {
         let dir = self.group_dir(group);
-        let entries = match fs::read_dir(&dir) {
+        let listing = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_created(group)),
             Err(e) => return Err(io_error(format_args!("cannot list {}", dir.display()), e)),
         };
-        let now = SystemTime::now();
-        let mut seen = Vec::new();
-        for entry in entries {
+        let dir_fd = open_read(&dir)
+            .map_err(|e| io_error(format_args!("cannot open {}", dir.display()), e))?;
+        let mut names = Vec::new();
+        for entry in listing {
             let entry =
                 entry.map_err(|e| io_error(format_args!("cannot list {}", dir.display()), e))?;
             let name = entry.file_name();
-            if !name.to_string_lossy().ends_with(MEMBER_SUFFIX) {
-                continue;
-            }
-            let path = entry.path();
-            match self.inspect(&path, now) {
-                Ok(Some(member)) if member.certainly_dead => {
-                    tracing::info!(path = %path.display(), member = %member.record.member,
-                        "collecting the file of a member that died");
-                    let _ = fs::remove_file(&path);
-                }
-                Ok(Some(member)) => seen.push((path, member)),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(path = %path.display(), error = %e,
-                    "skipping a member file that cannot be read"),
+            if name.as_bytes().ends_with(MEMBER_SUFFIX.as_bytes()) {
+                names.push(name);
             }
         }
-        Ok(seen)
+        let now = SystemTime::now();
+        let read = |names: &[OsString]| -> Vec<(PathBuf, Seen)> {
+            names
+                .iter()
+                .filter_map(|name| self.read_member(&dir_fd, &dir, name, ids_only, now))
+                .collect()
+        };
+        if names.len() < PARALLEL_SCAN {
+            return Ok(read(&names));
+        }
+        let (first, second) = names.split_at(names.len() / 2);
+        Ok(std::thread::scope(|scope| {
+            let other = scope.spawn(|| read(second));
+            let mut seen = read(first);
+            seen.extend(other.join().unwrap_or_default());
+            seen
+        }))
+    }
+
+    /// One entry of a scan: judged, collected if certainly dead, skipped (and logged) if
+    /// unreadable.
+    fn read_member(
+        &self,
+        dir_fd: &File,
+        dir: &Path,
+        name: &OsStr,
+        ids_only: bool,
+        now: SystemTime,
+    ) -> Option<(PathBuf, Seen)> {
+        let path = dir.join(name);
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let file = match openat(dir_fd, name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping a member file that cannot be opened");
+                return None;
+            }
+        };
+        match self.judge(file, &path, ids_only.then_some(name), now) {
+            Ok(member) if member.certainly_dead => {
+                tracing::info!(path = %path.display(), member = %member.member,
+                    "collecting the file of a member that died");
+                let _ = fs::remove_file(&path);
+                None
+            }
+            Ok(member) => Some((path, member)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e,
+                    "skipping a member file that cannot be read");
+                None
+            }
+        }
     }
 
     fn require_group(&self, group: &GroupId) -> Result<PathBuf> {
@@ -207,7 +328,7 @@ impl State {
             if !dir.exists() {
                 return Err(not_created(group));
             }
-            let members = self.scan(group)?;
+            let members = self.scan(group, true)?;
             if members.iter().any(|(_, m)| m.alive) {
                 return Err(Error::GroupNotEmpty {
                     group: group.clone(),
@@ -322,11 +443,22 @@ impl State {
 
     fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
         self.with_driver_lock(Kind::Shared, || {
-            let members = self.scan(group)?;
+            let members = self.scan(group, false)?;
             Ok(members
                 .into_iter()
                 .filter(|(_, m)| m.alive)
-                .map(|(_, m)| (m.record.member, m.record.capabilities))
+                .filter_map(|(_, m)| m.record.map(|r| (r.member, r.capabilities)))
+                .collect())
+        })
+    }
+
+    fn member_ids(&self, group: &GroupId) -> Result<Vec<MemberId>> {
+        self.with_driver_lock(Kind::Shared, || {
+            let members = self.scan(group, true)?;
+            Ok(members
+                .into_iter()
+                .filter(|(_, m)| m.alive)
+                .map(|(_, m)| m.member)
                 .collect())
         })
     }
@@ -336,7 +468,11 @@ impl State {
             self.require_group(group)?;
             let path = self.member_path(group, member);
             match self.inspect(&path, SystemTime::now())? {
-                Some(seen) if seen.alive => Ok(seen.record.capabilities),
+                Some(Seen {
+                    alive: true,
+                    record: Some(record),
+                    ..
+                }) => Ok(record.capabilities),
                 _ => Err(Error::MemberNotJoined {
                     group: group.clone(),
                     member: member.clone(),
@@ -357,12 +493,16 @@ impl State {
             let Some(file) = files.get_mut(group) else {
                 return Err(not_joined());
             };
-            let Some(seen) = self.inspect(&path, SystemTime::now())? else {
+            let Some(Seen {
+                record: Some(current),
+                ..
+            }) = self.inspect(&path, SystemTime::now())?
+            else {
                 return Err(not_joined());
             };
             let record = MemberRecord {
                 capabilities: capabilities.clone(),
-                ..seen.record
+                ..current
             };
             let bytes = record.encode()?;
             // Rewrite in place through our descriptor: the liveness lock stays with the file.
@@ -411,6 +551,11 @@ impl Groups for FileBackend {
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
         let group = group.clone();
         self.blocking(move |s| s.members(&group)).await
+    }
+
+    async fn member_ids(&self, group: &GroupId) -> Result<Vec<MemberId>> {
+        let group = group.clone();
+        self.blocking(move |s| s.member_ids(&group)).await
     }
 
     async fn member_capabilities(

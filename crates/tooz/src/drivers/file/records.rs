@@ -58,15 +58,14 @@ impl MemberRecord {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
-        let map = decode_map(bytes)?;
+        let mut map = decode_map(bytes)?;
         let member = id_field(&map, "member_id")?;
+        let liveness_lock = field(&map, "liveness_lock").and_then(Value::as_bool) == Some(true);
         Ok(Self {
             member: MemberId::from(member),
-            capabilities: Capabilities::new(
-                field(&map, "capabilities").cloned().unwrap_or(Value::Nil),
-            ),
-            joined_on: field(&map, "joined_on").cloned().unwrap_or(Value::Nil),
-            liveness_lock: field(&map, "liveness_lock").and_then(Value::as_bool) == Some(true),
+            capabilities: Capabilities::new(take(&mut map, "capabilities")),
+            joined_on: take(&mut map, "joined_on"),
+            liveness_lock,
         })
     }
 }
@@ -108,14 +107,21 @@ fn decode_map(bytes: &[u8]) -> Result<Map> {
 
 /// A map entry by text key; Python 2 era writers stored keys as bytes, which tooz accepts too.
 fn field<'a>(map: &'a Map, key: &str) -> Option<&'a Value> {
-    map.iter().find_map(|(k, v)| {
-        let matches = match k {
-            Value::String(s) => s.as_str() == Some(key),
-            Value::Binary(b) => b.as_slice() == key.as_bytes(),
-            _ => false,
-        };
-        matches.then_some(v)
-    })
+    map.iter().find_map(|(k, v)| key_is(k, key).then_some(v))
+}
+
+/// Moves a value out of the map (nil if absent).
+fn take(map: &mut Map, key: &str) -> Value {
+    let index = map.iter().position(|(k, _)| key_is(k, key));
+    index.map_or(Value::Nil, |i| map.swap_remove(i).1)
+}
+
+fn key_is(k: &Value, key: &str) -> bool {
+    match k {
+        Value::String(s) => s.as_str() == Some(key),
+        Value::Binary(b) => b.as_slice() == key.as_bytes(),
+        _ => false,
+    }
 }
 
 fn id_field(map: &Map, key: &str) -> Result<Vec<u8>> {

@@ -1,0 +1,168 @@
+//! Python tooz 9.1.0 and this crate on one `file://` directory: each sees the other's members
+//! and capabilities, locks exclude in both directions, and a member that stops heart-beating
+//! drops out for both. Needs `TOOZ_PYTHON` (see hashring_interop.rs); scripts/test sets it.
+
+#![cfg(feature = "file")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tooz::{Coordinator, MemberId};
+
+struct Peer {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn spawn(python: &str) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {python} {script}: {e}"));
+        let input = child.stdin.take().unwrap();
+        let output = BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            input,
+            output,
+        }
+    }
+
+    /// Sends one request; returns `ok` or panics with Python's error.
+    fn call(&mut self, request: Value) -> Value {
+        self.try_call(request.clone())
+            .unwrap_or_else(|e| panic!("python {request}: {e}"))
+    }
+
+    fn try_call(&mut self, request: Value) -> Result<Value, String> {
+        writeln!(self.input, "{request}").unwrap();
+        self.input.flush().unwrap();
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        let reply: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("reply {line:?}"));
+        match reply.get("error") {
+            Some(e) => Err(e.as_str().unwrap_or_default().to_owned()),
+            None => Ok(reply["ok"].clone()),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> Option<String> {
+    match std::env::var("TOOZ_PYTHON") {
+        Ok(python) => Some(python),
+        Err(_) if std::env::var_os("TOOZ_REQUIRE_INTEROP").is_some() => {
+            panic!("TOOZ_REQUIRE_INTEROP is set but TOOZ_PYTHON is not")
+        }
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_share_a_directory() {
+    let Some(python) = python() else {
+        eprintln!(
+            "TOOZ_PYTHON is not set: skipping the Python interop check (scripts/test runs it)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tooz-file-interop-{}", std::process::id()));
+    let url = format!("file://{}?timeout=2", dir.display());
+    let mut py = Peer::spawn(&python);
+    py.call(json!({"op": "start", "url": url, "member": "py-1"}));
+    let rust = Coordinator::connect(&url, "rs-1").await.unwrap();
+
+    // Groups and members, with capabilities, seen from both sides.
+    py.call(json!({"op": "join", "group": "shared", "caps": {"lang": "python", "weight": 2}}));
+    assert!(rust.groups().await.unwrap().contains(&"shared".into()));
+    rust.join_group("shared", json!({"lang": "rust", "zones": ["a", "b"]}))
+        .await
+        .unwrap();
+    let seen = rust.members_with_capabilities("shared").await.unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        seen[&MemberId::from("py-1")].to_json(),
+        json!({"lang": "python", "weight": 2})
+    );
+    let py_seen = py.call(json!({"op": "members", "group": "shared"}));
+    assert_eq!(
+        py_seen,
+        json!({"py-1": {"lang": "python", "weight": 2}, "rs-1": {"lang": "rust", "zones": ["a", "b"]}})
+    );
+    rust.update_capabilities("shared", json!({"lang": "rust", "v": 2}))
+        .await
+        .unwrap();
+    let caps = py.call(json!({"op": "caps", "group": "shared", "member": "rs-1"}));
+    assert_eq!(caps, json!({"lang": "rust", "v": 2}));
+    rust.create_group("made-in-rust").await.unwrap();
+    let groups = py.call(json!({"op": "groups"}));
+    assert!(
+        groups.as_array().unwrap().contains(&json!("made-in-rust")),
+        "{groups}"
+    );
+
+    // Locks exclude both ways.
+    let name = "jobs/nightly";
+    assert_eq!(py.call(json!({"op": "lock", "name": name})), json!(true));
+    assert!(
+        rust.lock(name).try_acquire().await.unwrap().is_none(),
+        "python holds it"
+    );
+    assert_eq!(py.call(json!({"op": "unlock", "name": name})), json!(true));
+    let guard = rust
+        .lock(name)
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("free after python's release");
+    assert_eq!(
+        py.call(json!({"op": "lock", "name": name})),
+        json!(false),
+        "rust holds it"
+    );
+    let first = guard.token();
+    guard.release().await.unwrap();
+    assert_eq!(py.call(json!({"op": "lock", "name": name})), json!(true));
+    assert_eq!(py.call(json!({"op": "unlock", "name": name})), json!(true));
+    let again = rust.lock(name).try_acquire().await.unwrap().expect("free");
+    assert!(
+        again.token() > first,
+        "python's grants do not disturb the counter's order"
+    );
+    again.release().await.unwrap();
+
+    // Python never heartbeats: after the 2 s timeout it is gone for both, while we (heart-
+    // beating in the background) stay.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let members = rust.members("shared").await.unwrap();
+    assert_eq!(
+        members.into_iter().collect::<Vec<_>>(),
+        vec![MemberId::from("rs-1")]
+    );
+    let py_seen = py.call(json!({"op": "members", "group": "shared"}));
+    assert_eq!(py_seen, json!({"rs-1": {"lang": "rust", "v": 2}}));
+
+    // A group where we campaigned can still be deleted by Python (leader files live apart).
+    rust.create_group("elected").await.unwrap();
+    let lead = rust.campaign("elected").await.unwrap();
+    lead.resign().await.unwrap();
+    py.call(json!({"op": "delete", "group": "elected"}));
+
+    rust.stop().await.unwrap();
+    let _ = py.try_call(json!({"op": "stop"}));
+    drop(py);
+    let _ = std::fs::remove_dir_all(&dir);
+}

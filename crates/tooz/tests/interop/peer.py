@@ -1,0 +1,76 @@
+"""A Python tooz 9.1.0 peer driven over stdin/stdout, one JSON object per line each way, so a
+Rust test can interleave Python and Rust operations on one backend.
+
+Requests: {"op": "start", "url": U, "member": M}, {"op": "join", "group": G, "caps": C},
+{"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "groups"},
+{"op": "members", "group": G}, {"op": "caps", "group": G, "member": M},
+{"op": "lock", "name": N}, {"op": "unlock", "name": N}, {"op": "heartbeat"}, {"op": "stop"}.
+Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
+"""
+import json
+import sys
+
+from tooz import coordination
+
+
+def text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def plain(value):
+    """Capabilities as JSON: bytes become text (the test only uses text)."""
+    if isinstance(value, dict):
+        return {text(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return text(value)
+
+
+def main():
+    coord = None
+    locks = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request["op"]
+        try:
+            if op == "start":
+                coord = coordination.get_coordinator(request["url"], request["member"].encode())
+                coord.start(start_heart=False)
+                result = None
+            elif op == "join":
+                coord.join_group_create(request["group"].encode(), request.get("caps"))
+                result = None
+            elif op == "create":
+                result = coord.create_group(request["group"].encode()).get()
+            elif op == "delete":
+                result = coord.delete_group(request["group"].encode()).get()
+            elif op == "groups":
+                result = sorted(text(g) for g in coord.get_groups().get())
+            elif op == "members":
+                members = coord.get_members_with_capabilities(request["group"].encode()).get()
+                result = {text(m): plain(c) for m, c in members.items()}
+            elif op == "caps":
+                caps = coord.get_member_capabilities(
+                    request["group"].encode(), request["member"].encode()).get()
+                result = plain(caps)
+            elif op == "lock":
+                lock = locks.setdefault(request["name"], coord.get_lock(request["name"].encode()))
+                result = lock.acquire(blocking=False)
+            elif op == "unlock":
+                result = locks[request["name"]].release()
+            elif op == "heartbeat":
+                coord.heartbeat()
+                result = None
+            elif op == "stop":
+                coord.stop()
+                result = None
+            else:
+                raise ValueError("unknown op %s" % op)
+            reply = {"ok": result}
+        except Exception as e:  # reported to the Rust side, which decides
+            reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        print(json.dumps(reply), flush=True)
+
+
+if __name__ == "__main__":
+    main()
