@@ -334,20 +334,36 @@ impl State {
                     group: group.clone(),
                 });
             }
+            // Anything we cannot account for (a foreign file, an unreadable member file) stops
+            // the delete before anything is removed.
+            let known: Vec<&Path> = members.iter().map(|(p, _)| p.as_path()).collect();
+            let strangers: Vec<String> = fs::read_dir(&dir)
+                .map_err(|e| io_error(format_args!("cannot list {}", dir.display()), e))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| {
+                    path.file_name() != Some(OsStr::new(METADATA))
+                        && !known.contains(&path.as_path())
+                })
+                .map(|path| path.display().to_string())
+                .collect();
+            if !strangers.is_empty() {
+                return Err(Error::Backend {
+                    backend: "file",
+                    source: format!(
+                        "group '{group}' cannot be deleted: its directory holds files that are \
+                         not live tooz members ({}); remove them by hand",
+                        strangers.join(", ")
+                    )
+                    .into(),
+                });
+            }
             // Files of members that timed out do not keep a group alive forever (tooz's bug).
             for (path, _) in &members {
                 let _ = fs::remove_file(path);
             }
-            let _ = fs::remove_file(dir.join(METADATA));
-            fs::remove_dir(&dir).map_err(|e| {
-                io_error(
-                    format_args!(
-                        "group directory {} holds files that are not tooz's",
-                        dir.display()
-                    ),
-                    e,
-                )
-            })
+            fs::remove_file(dir.join(METADATA))
+                .and_then(|()| fs::remove_dir(&dir))
+                .map_err(|e| io_error(format_args!("cannot remove {}", dir.display()), e))
         })
     }
 
