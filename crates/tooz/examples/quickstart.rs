@@ -13,35 +13,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tooz::{Coordinator, GroupEvent};
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[tokio::main]
 async fn main() {
-    let (url, scratch) = url_from_args();
-    let result = run(&url).await;
-    if let Some(dir) = scratch {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    if let Err(e) = result {
-        eprintln!("quickstart failed: {e}");
-        std::process::exit(1);
-    }
-}
-
-/// The URL to use, and the scratch directory to remove afterwards if we made one.
-fn url_from_args() -> (String, Option<std::path::PathBuf>) {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => {
-            let dir = std::env::temp_dir().join(format!("tooz-quickstart-{}", std::process::id()));
-            (format!("file://{}?timeout=2", dir.display()), Some(dir))
-        }
-        [flag, url] if flag == "--url" => (url.clone(), None),
-        _ => {
-            eprintln!(
-                "usage: quickstart [--url URL]   (default: file:// on a temporary directory)"
-            );
-            std::process::exit(2);
-        }
-    }
+    let url = common::ExampleUrl::from_args("quickstart", 2);
+    common::finish(run(&url.url).await);
 }
 
 async fn run(url: &str) -> tooz::Result<()> {

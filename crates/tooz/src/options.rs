@@ -44,9 +44,9 @@ impl fmt::Debug for RedactedUrl {
     }
 }
 
-/// Redacts a URL string that may not even parse: everything between `://` and the last `@`
-/// of the authority loses its password part.
-pub(crate) fn redact_str(raw: &str) -> String {
+/// Redacts a URL string that may not even parse: the password part of its authority is
+/// replaced by `***`. For printing URLs a user gave.
+pub fn redact_str(raw: &str) -> String {
     if let Ok(url) = Url::parse(raw) {
         return RedactedUrl(url).to_string();
     }

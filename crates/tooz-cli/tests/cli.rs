@@ -1,0 +1,344 @@
+//! End-to-end tests of the real `tooz` binary on a `file://` directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tooz-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self { dir }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}?timeout=2", self.dir.display())
+    }
+
+    fn tooz(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tooz"));
+        cmd.args(args)
+            .env("TOOZ_URL", self.url())
+            .env_remove("TOOZ_MEMBER");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.tooz(args).output().expect("run tooz")
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.tooz(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tooz")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Polls `check` until it holds or `within` passes.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn racing_no_wait_locks_run_the_command_exactly_once() {
+    let env = Env::new("race");
+    let marker = env.dir.join("ran");
+    std::fs::create_dir_all(&env.dir).unwrap();
+    let script = format!("echo $$ >> {}; sleep 1", marker.display());
+    let racers: Vec<Child> = (0..4)
+        .map(|_| env.spawn(&["lock", "race", "--no-wait", "--", "sh", "-c", &script]))
+        .collect();
+    let codes: Vec<i32> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    let runs = std::fs::read_to_string(&marker)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert_eq!(
+        runs, 1,
+        "exactly one racer ran the command; codes {codes:?}"
+    );
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 75).count(), 3, "{codes:?}");
+}
+
+#[test]
+fn the_command_gets_the_token_and_its_exit_code_is_passed_on() {
+    let env = Env::new("token");
+    let out = env.run(&[
+        "lock",
+        "t",
+        "--",
+        "sh",
+        "-c",
+        "echo $TOOZ_FENCING_TOKEN; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    let first: u64 = stdout(&out).trim().parse().unwrap();
+    let out = env.run(&["lock", "t", "--", "sh", "-c", "echo $TOOZ_FENCING_TOKEN"]);
+    let second: u64 = stdout(&out).trim().parse().unwrap();
+    assert!(second > first, "tokens increase: {first} then {second}");
+}
+
+#[test]
+fn a_sigkilled_holder_frees_the_lock() {
+    let env = Env::new("kill");
+    let mut holder = env.spawn(&["lock", "k", "--", "sleep", "30"]);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            env.run(&["lock", "k", "--no-wait", "--", "true"])
+                .status
+                .code()
+                == Some(75)
+        }),
+        "the holder took the lock"
+    );
+    holder.kill().unwrap(); // SIGKILL to tooz itself: no cleanup runs
+    holder.wait().unwrap();
+    let started = Instant::now();
+    let out = env.run(&["lock", "k", "--timeout", "2", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn sigterm_is_passed_to_the_command_and_the_lock_released() {
+    let env = Env::new("term");
+    let mut holder = env.spawn(&["lock", "s", "--", "sleep", "30"]);
+    assert!(eventually(Duration::from_secs(5), || {
+        env.run(&["lock", "s", "--no-wait", "--", "true"])
+            .status
+            .code()
+            == Some(75)
+    }));
+    let pid = nix::unistd::Pid::from_raw(holder.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = holder.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "sleep died of the forwarded SIGTERM"
+    );
+    let out = env.run(&["lock", "s", "--no-wait", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "released: {}", stderr(&out));
+}
+
+#[test]
+fn a_joined_member_is_listed_and_watched() {
+    let env = Env::new("join");
+    env.run(&["group", "create", "workers"]);
+    let mut watch = env.spawn(&["watch", "workers"]);
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    std::thread::sleep(Duration::from_millis(300));
+    let joined = env.spawn(&[
+        "--member",
+        "w-1",
+        "group",
+        "join",
+        "workers",
+        "--capabilities",
+        r#"{"zone": "a"}"#,
+        "--",
+        "sleep",
+        "2",
+    ]);
+    let listed = eventually(Duration::from_secs(5), || {
+        let out = env.run(&["group", "members", "workers", "--json"]);
+        let members: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        members == serde_json::json!([{"member": "w-1", "capabilities": {"zone": "a"}}])
+    });
+    assert!(
+        listed,
+        "tooz group members --json lists the member with its capabilities"
+    );
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"event": "joined", "group": "workers", "member": "w-1"})
+    );
+    assert!(joined.wait_with_output().unwrap().status.success());
+    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        second,
+        serde_json::json!({"event": "left", "group": "workers", "member": "w-1"})
+    );
+    watch.kill().unwrap();
+    let _ = watch.wait();
+}
+
+#[test]
+fn elect_runs_the_command_as_leader_and_leader_prints_it() {
+    let env = Env::new("elect");
+    let mut leader = env.spawn(&["--member", "boss", "elect", "g", "--", "sleep", "30"]);
+    assert!(eventually(Duration::from_secs(5), || {
+        stdout(&env.run(&["leader", "g"])).trim() == "boss"
+    }));
+    // A second campaigner waits while boss leads, then runs once boss is gone.
+    let mut second = env.spawn(&[
+        "--member",
+        "second",
+        "elect",
+        "g",
+        "--",
+        "sh",
+        "-c",
+        "echo $TOOZ_FENCING_TOKEN",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "waits while boss leads"
+    );
+    leader.kill().unwrap();
+    let _ = leader.wait();
+    let out = second.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token: u64 = stdout(&out).trim().parse().unwrap();
+    assert!(token >= 2, "a later term: {token}");
+    assert!(eventually(Duration::from_secs(5), || env
+        .run(&["leader", "g"])
+        .status
+        .code()
+        == Some(1)));
+}
+
+#[test]
+fn ring_agrees_with_the_library() {
+    let env = Env::new("ring");
+    let out = env.run(&[
+        "ring",
+        "--node",
+        "node1",
+        "--node",
+        "node2",
+        "--node",
+        "node3",
+        "--replicas",
+        "2",
+        "--json",
+        "foo",
+        "12345",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut ring: tooz::HashRing<String> = tooz::HashRing::new();
+    for n in ["node1", "node2", "node3"] {
+        ring.add_node(n.to_owned(), 1);
+    }
+    for (line, key) in stdout(&out).lines().zip(["foo", "12345"]) {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let expected: Vec<&String> = ring.get_nodes(key.as_bytes(), 2, &[] as &[&str]).into_vec();
+        assert_eq!(value["key"], key);
+        assert_eq!(value["nodes"], serde_json::json!(expected));
+    }
+    let out = env.run(&["ring", "--node", "a", "--node", "b=x", "k"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("b=x"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_input_gives_one_line_and_a_documented_code() {
+    let env = Env::new("bad");
+    for (args, code, needle) in [
+        (vec!["frobnicate"], 2, "frobnicate"),
+        (vec!["lock", "x", "--bogus", "--", "true"], 2, "--bogus"),
+        (vec!["lock", "x", "true"], 2, "`--`"),
+        (vec!["lock", "x"], 2, "missing the command"),
+        (
+            vec![
+                "group",
+                "join",
+                "g",
+                "--capabilities",
+                "{nope",
+                "--",
+                "true",
+            ],
+            2,
+            "JSON",
+        ),
+        (
+            vec!["lock", "x", "--", "no-such-command-anywhere"],
+            127,
+            "not found",
+        ),
+        (vec!["--url", "gopher://x", "info"], 1, "gopher"),
+        (
+            vec!["--url", "redis://user:hunter2@127.0.0.1:1", "info"],
+            1,
+            "redis",
+        ),
+        (vec!["lock", "../escape", "--", "true"], 1, "../escape"),
+    ] {
+        let out = env.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: one line, got {err:?}"
+        );
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !err.contains("hunter2") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_lost_membership_stops_the_command_with_its_own_exit_code() {
+    let env = Env::new("lost");
+    let mut member = env.spawn(&[
+        "--member", "m", "group", "join", "g", "--grace", "1", "--", "sleep", "30",
+    ]);
+    let groups = env.dir.join("groups");
+    let member_file = || -> Option<PathBuf> {
+        let group = std::fs::read_dir(&groups).ok()?.next()?.ok()?.path();
+        std::fs::read_dir(group)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "raw"))
+    };
+    assert!(eventually(Duration::from_secs(5), || member_file().is_some()));
+    // Someone removes the membership behind its back; the next heartbeat notices.
+    std::fs::remove_file(member_file().unwrap()).unwrap();
+    let started = Instant::now();
+    let status = member.wait().unwrap();
+    assert_eq!(status.code(), Some(76), "the documented 'lost' exit code");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
