@@ -29,7 +29,15 @@ pub(crate) async fn run(
             () = session.deadline_moved() => {}
             () = sleep_until(next_beat.unwrap_or_else(far_future)), if next_beat.is_some() => {
                 let Some(inner) = inner.upgrade() else { return };
-                let ok = inner.beat().await.is_ok();
+                // A heartbeat stuck on a dead connection must not hold back the deadline.
+                let beat = tokio::time::timeout_at(deadline.unwrap_or_else(far_future), inner.beat());
+                let ok = match beat.await {
+                    Ok(result) => result.is_ok(),
+                    Err(_) => {
+                        expire(&inner, &session);
+                        false
+                    }
+                };
                 let every = interval.unwrap_or(RETRY_INTERVAL);
                 let wait = if ok { every } else { every.min(RETRY_INTERVAL) };
                 next_beat = Some(Instant::now() + wait);
@@ -37,17 +45,20 @@ pub(crate) async fn run(
             () = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                 if session.deadline().is_some_and(|d| d <= Instant::now()) {
                     let Some(inner) = inner.upgrade() else { return };
-                    tracing::warn!(
-                        backend = inner.backend.name(),
-                        member = %inner.member,
-                        "local lease ran out before a heartbeat renewed it: \
-                         every lock, membership and leadership is reported lost"
-                    );
-                    session.expire();
+                    expire(&inner, &session);
                 }
             }
         }
     }
+}
+
+fn expire(inner: &Inner, session: &Session) {
+    tracing::warn!(
+        backend = inner.backend.name(),
+        member = %inner.member,
+        "local lease ran out before a heartbeat renewed it: what depended on it is reported lost"
+    );
+    session.expire();
 }
 
 fn far_future() -> Instant {
