@@ -11,8 +11,6 @@ use crate::options::redact_str;
 /// The schemes Python tooz 9.1.0 (or an older release) registers, which this crate will accept
 /// as its backends land.
 const PLANNED: &[(&str, &str)] = &[
-    ("redis", "redis"),
-    ("rediss", "redis"),
     ("etcd3+http", "etcd"),
     ("etcd3+https", "etcd"),
     ("etcd", "etcd"),
@@ -42,6 +40,15 @@ pub(crate) fn open(url: &str, member: &MemberId) -> Result<Box<dyn Backend>> {
             crate::drivers::file::FileOptions::from_url(&parsed)?,
             member.clone(),
         ))),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Box::new(crate::drivers::redis::RedisBackend::new(
+            crate::drivers::redis::RedisOptions::from_url(&parsed)?,
+            member.clone(),
+        ))),
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(invalid(
+            "the redis backend is not built in: enable the cargo feature `redis`".to_owned(),
+        )),
         #[cfg(not(feature = "file"))]
         "file" => Err(invalid(
             "the file backend is not built in: enable the cargo feature `file`".to_owned(),
@@ -51,7 +58,7 @@ pub(crate) fn open(url: &str, member: &MemberId) -> Result<Box<dyn Backend>> {
                 "the {backend} backend is not available in this build of tooz yet"
             ))),
             None => Err(invalid(format!(
-                "unknown scheme '{scheme}'; supported: memory://, file:///DIR"
+                "unknown scheme '{scheme}'; supported: memory://, file:///DIR, redis://"
             ))),
         },
     }

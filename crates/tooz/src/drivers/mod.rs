@@ -3,4 +3,6 @@
 #[cfg(feature = "file")]
 pub mod file;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod shared;

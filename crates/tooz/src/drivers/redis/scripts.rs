@@ -1,0 +1,192 @@
+//! The Lua scripts: each operation is one atomic round trip.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Take a lock and, in the same round trip, its next fencing token.
+/// KEYS: lock, fence. ARGV: token, ttl ms. Returns the token, or 0 if held.
+pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0",
+    )
+});
+
+/// Release a grant if it is still ours (what redis-py's lock does), and announce it.
+/// KEYS: lock, leader-name (or the lock again). ARGV: token, channel. Returns 1 or 0.
+pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
+  redis.call('PUBLISH', ARGV[2], KEYS[1])
+  return 1
+end
+return 0",
+    )
+});
+
+/// Become a group's leader: tooz's election lock, its term counter, and who we are.
+/// KEYS: leader lock, leader fence, leader name. ARGV: token, ttl ms, member. Returns the
+/// term, or 0.
+pub(crate) static LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[3])
+  return redis.call('INCR', KEYS[2])
+end
+return 0",
+    )
+});
+
+/// Who leads: the member recorded with the current election token; '' if the holder recorded
+/// none (a Python tooz member); nil if nobody leads. KEYS: leader lock, leader name.
+pub(crate) static LEADER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local token = redis.call('GET', KEYS[1])
+if not token then return false end
+local name = redis.call('GET', KEYS[2])
+if name and string.sub(name, 1, #token + 1) == token .. ' ' then
+  return string.sub(name, #token + 2)
+end
+return ''",
+    )
+});
+
+/// One heartbeat in one round trip: refresh our beat key, extend every grant still ours, and
+/// check every membership. KEYS: beat, grants..., groups.... ARGV: beat ms, grant ms, member,
+/// number of grants, their tokens.... Returns 1/0 per grant, then 1/0 per group.
+pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('PSETEX', KEYS[1], ARGV[1], 'Not dead!')
+local grants = tonumber(ARGV[4])
+local result = {}
+for i = 1, grants do
+  local key = KEYS[1 + i]
+  if redis.call('GET', key) == ARGV[4 + i] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    result[i] = 1
+  else
+    result[i] = 0
+  end
+end
+for j = 2 + grants, #KEYS do
+  result[#result + 1] = redis.call('HEXISTS', KEYS[j], ARGV[3])
+end
+return result",
+    )
+});
+
+/// tooz's create_group. KEYS: group, groups. ARGV: group id, channel. 1 created, 0 existed.
+pub(crate) static CREATE_GROUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], '__created__', '1')
+redis.call('PUBLISH', ARGV[2], KEYS[1])
+return 1",
+    )
+});
+
+/// Delete a group with no live member; members whose heartbeat expired are pruned first (they
+/// block deletion forever in tooz). KEYS: group, groups. ARGV: beats prefix, group id,
+/// channel. 1 deleted, -1 missing, -3 not empty.
+pub(crate) static DELETE_GROUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local live = 0
+for _, m in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if m ~= '__created__' then
+    if redis.call('EXISTS', ARGV[1] .. m) == 1 then live = live + 1
+    else redis.call('HDEL', KEYS[1], m) end
+  end
+end
+if live > 0 then return -3 end
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[3], KEYS[1])
+return 1",
+    )
+});
+
+/// Join without overwriting anyone (tooz overwrites, then reports MemberAlreadyExist).
+/// KEYS: group. ARGV: member, capabilities, channel. 1 joined, 0 already, -1 no group.
+pub(crate) static JOIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], KEYS[1])
+return 1",
+    )
+});
+
+/// KEYS: group. ARGV: member, channel. 1 left, 0 not a member, -1 no group.
+pub(crate) static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local left = redis.call('HDEL', KEYS[1], ARGV[1])
+if left == 1 then redis.call('PUBLISH', ARGV[2], KEYS[1]) end
+return left",
+    )
+});
+
+/// tooz's update_capabilities. KEYS: group. ARGV: member, capabilities. 1, -1 no group, -2
+/// not a member.
+pub(crate) static UPDATE_CAPABILITIES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1",
+    )
+});
+
+/// The live members in one round trip, pruning those whose heartbeat key expired (as tooz's
+/// get_members does, keeping the caller). KEYS: group. ARGV: beats prefix, caller, 'ids' or
+/// 'all'. Returns {0} if the group is missing, else {1, member, caps, ...} (caps omitted for
+/// 'ids').
+pub(crate) static MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local all = redis.call('HGETALL', KEYS[1])
+local out = {1}
+for i = 1, #all, 2 do
+  local m = all[i]
+  if m ~= '__created__' then
+    if m == ARGV[2] or redis.call('EXISTS', ARGV[1] .. m) == 1 then
+      out[#out + 1] = m
+      if ARGV[3] == 'all' then out[#out + 1] = all[i + 1] end
+    else
+      redis.call('HDEL', KEYS[1], m)
+    end
+  end
+end
+return out",
+    )
+});
+
+/// One member's capabilities. KEYS: group. ARGV: member. {0} no group, {1} no member, {2, caps}.
+pub(crate) static MEMBER_CAPABILITIES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local caps = redis.call('HGET', KEYS[1], ARGV[1])
+if not caps then return {1} end
+return {2, caps}",
+    )
+});
