@@ -80,9 +80,9 @@ mod tests {
             error("nonsense")
         );
         assert!(error("gopher://x").contains("unknown scheme 'gopher'"));
-        assert!(error("redis://u:pw@h").contains("not available"));
+        assert!(error("etcd3+http://u:pw@h").contains("not available"));
         assert!(
-            !error("redis://u:pw@h").contains("pw@"),
+            !error("etcd3+http://u:pw@h").contains("pw@"),
             "password redacted"
         );
         assert!(error("memory://x?bogus=1").contains("valid options are: timeout"));

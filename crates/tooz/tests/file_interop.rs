@@ -4,72 +4,17 @@
 
 #![cfg(feature = "file")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+#[path = "interop/peer.rs"]
+mod peer;
+#[path = "interop/python.rs"]
+mod python;
+
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use peer::Peer;
+use python::python;
+use serde_json::json;
 use tooz::{Coordinator, MemberId};
-
-struct Peer {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn spawn(python: &str) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {python} {script}: {e}"));
-        let input = child.stdin.take().unwrap();
-        let output = BufReader::new(child.stdout.take().unwrap());
-        Self {
-            child,
-            input,
-            output,
-        }
-    }
-
-    /// Sends one request; returns `ok` or panics with Python's error.
-    fn call(&mut self, request: Value) -> Value {
-        self.try_call(request.clone())
-            .unwrap_or_else(|e| panic!("python {request}: {e}"))
-    }
-
-    fn try_call(&mut self, request: Value) -> Result<Value, String> {
-        writeln!(self.input, "{request}").unwrap();
-        self.input.flush().unwrap();
-        let mut line = String::new();
-        self.output.read_line(&mut line).unwrap();
-        let reply: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("reply {line:?}"));
-        match reply.get("error") {
-            Some(e) => Err(e.as_str().unwrap_or_default().to_owned()),
-            None => Ok(reply["ok"].clone()),
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn python() -> Option<String> {
-    match std::env::var("TOOZ_PYTHON") {
-        Ok(python) => Some(python),
-        Err(_) if std::env::var_os("TOOZ_REQUIRE_INTEROP").is_some() => {
-            panic!("TOOZ_REQUIRE_INTEROP is set but TOOZ_PYTHON is not")
-        }
-        Err(_) => None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_rust_share_a_directory() {

@@ -8,6 +8,11 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+#[path = "interop/python.rs"]
+mod python;
+
+use python::python;
+
 use tooz::{HashFunction, HashRing};
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -24,16 +29,6 @@ fn hex_list(value: &serde_json::Value) -> Vec<Vec<u8>> {
         .iter()
         .map(|v| unhex(v.as_str().expect("hex string")))
         .collect()
-}
-
-fn python() -> Option<String> {
-    match std::env::var("TOOZ_PYTHON") {
-        Ok(python) => Some(python),
-        Err(_) if std::env::var_os("TOOZ_REQUIRE_INTEROP").is_some() => {
-            panic!("TOOZ_REQUIRE_INTEROP is set but TOOZ_PYTHON is not")
-        }
-        Err(_) => None,
-    }
 }
 
 #[test]

@@ -3,6 +3,7 @@ tooz 9.1.0 on this machine, one JSON object per workload on stdout.
 
 Usage: tooz_bench.py ring
        tooz_bench.py file URL GROUP_100 GROUP_1000
+       tooz_bench.py redis URL GROUP_1000
 """
 import concurrent.futures
 import json
@@ -103,5 +104,28 @@ def file(url, group_100, group_1000):
     coord.stop()
 
 
+def redis(url, group_1000):
+    coord = coordination.get_coordinator(url, b"py-bench")
+    coord.start(start_heart=False)
+    lock = coord.get_lock(b"bench-lock-python")
+    lock.acquire()
+    lock.release()
+
+    def pair():
+        lock.acquire()
+        lock.release()
+
+    emit("lock_pairs", per_second=max(timed_for(2.0, pair) for _ in range(3)))
+    for workload, call in (("members_1000", coord.get_members),
+                           ("members_caps_1000", coord.get_members_with_capabilities)):
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            seen = call(group_1000.encode()).get()
+            times.append(time.perf_counter() - start)
+        emit(workload, ms=statistics.median(times) * 1000, seen=len(seen))
+    coord.stop()
+
+
 if __name__ == "__main__":
-    {"ring": ring, "file": file}[sys.argv[1]](*sys.argv[2:])
+    {"ring": ring, "file": file, "redis": redis}[sys.argv[1]](*sys.argv[2:])

@@ -4,7 +4,8 @@ Rust test can interleave Python and Rust operations on one backend.
 Requests: {"op": "start", "url": U, "member": M}, {"op": "join", "group": G, "caps": C},
 {"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "groups"},
 {"op": "members", "group": G}, {"op": "caps", "group": G, "member": M},
-{"op": "lock", "name": N}, {"op": "unlock", "name": N}, {"op": "heartbeat"}, {"op": "stop"}.
+{"op": "lock", "name": N}, {"op": "unlock", "name": N}, {"op": "heartbeat"},
+{"op": "campaign", "group": G} (one round of tooz's election: true if elected), {"op": "stop"}.
 Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
 """
 import json
@@ -58,6 +59,17 @@ def main():
                 result = lock.acquire(blocking=False)
             elif op == "unlock":
                 result = locks[request["name"]].release()
+            elif op == "campaign":
+                elected = []
+
+                def on_elected(event):
+                    elected.append(event)
+
+                group = request["group"].encode()
+                coord.watch_elected_as_leader(group, on_elected)
+                coord.run_watchers()
+                coord.unwatch_elected_as_leader(group, on_elected)
+                result = bool(elected)
             elif op == "heartbeat":
                 coord.heartbeat()
                 result = None
