@@ -8,9 +8,11 @@
 //! unlock on a descriptor kept open (and the same without the counter). The member groups are
 //! populated by our coordinators, which stay alive while Python lists them too.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::process::Command;
 use std::time::Instant;
 
 use nix::fcntl::{FcntlArg, fcntl};
@@ -108,25 +110,7 @@ async fn median_ms(coord: &Coordinator, group: &str, expect: usize, caps: bool) 
 }
 
 fn python(url: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let python = std::env::var("TOOZ_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/tooz_bench.py");
-    let out = Command::new(python)
-        .args([script, "file", url, "members-100", "members-1000"])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    let mut figures = serde_json::Map::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        figures.insert(value["workload"].as_str()?.to_owned(), value);
-    }
-    Some(figures)
+    common::python_figures(&["file", url, "members-100", "members-1000"])
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,9 @@
 //! `members()` of a 1,000-member group (median of 20), with the number of commands the server
 //! processed for one call.
 
-use std::process::Command;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -117,25 +119,7 @@ async fn commands_processed(conn: &mut MultiplexedConnection) -> (u64, u64) {
 }
 
 fn python(url: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let python = std::env::var("TOOZ_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/tooz_bench.py");
-    let out = Command::new(python)
-        .args([script, "redis", url, "members-1000"])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    let mut figures = serde_json::Map::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        figures.insert(value["workload"].as_str()?.to_owned(), value);
-    }
-    Some(figures)
+    common::python_figures(&["redis", url, "members-1000"])
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +196,8 @@ async fn main() {
     }
     let _: () = pipe.query_async(&mut raw).await.unwrap();
     let mut times = Vec::new();
+    // Warm-up: a script's first use on a server loads it (one extra round trip, once).
+    coord.members("members-1000").await.unwrap();
     let before = commands_processed(&mut raw).await;
     let seen = coord.members("members-1000").await.unwrap().len();
     let after = commands_processed(&mut raw).await;

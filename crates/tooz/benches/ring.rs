@@ -6,8 +6,10 @@
 //! positions. Python's figure comes from `benches/python/tooz_bench.py ring` run by the
 //! interpreter in `TOOZ_PYTHON`, right after ours.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::process::Command;
 use std::time::Instant;
 
 use md5::{Digest, Md5};
@@ -28,18 +30,7 @@ fn best_rate(mut pass: impl FnMut()) -> f64 {
 }
 
 fn python_rate() -> Option<f64> {
-    let python = std::env::var("TOOZ_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/tooz_bench.py");
-    let out = Command::new(python).args([script, "ring"]).output().ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    line["per_second"].as_f64()
+    common::python_figures(&["ring"])?["ring_get_nodes"]["per_second"].as_f64()
 }
 
 fn main() {

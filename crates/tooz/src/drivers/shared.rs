@@ -57,4 +57,16 @@ impl Changes {
             let _ = changes.changed().await;
         })
     }
+
+    /// A hint that resolves at the next change we hear of, or after `poll` at the latest, for
+    /// backends where others change things without telling us (another process, Python tooz).
+    pub(crate) fn hint_or_poll(&self, poll: std::time::Duration) -> ChangeHint {
+        let announced = self.hint();
+        Box::pin(async move {
+            tokio::select! {
+                () = announced => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        })
+    }
 }

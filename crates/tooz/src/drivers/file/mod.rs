@@ -308,13 +308,7 @@ impl Backend for FileBackend {
     }
 
     fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {
-        let local = self.state.shared.changes.hint();
-        Some(Box::pin(async move {
-            tokio::select! {
-                () = local => {}
-                () = tokio::time::sleep(CROSS_PROCESS_POLL) => {}
-            }
-        }))
+        Some(self.state.shared.changes.hint_or_poll(CROSS_PROCESS_POLL))
     }
 
     fn groups(&self) -> Option<&dyn Groups> {

@@ -512,13 +512,7 @@ impl Backend for RedisBackend {
     }
 
     fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {
-        let announced = self.changes.hint();
-        Some(Box::pin(async move {
-            tokio::select! {
-                () = announced => {}
-                () = tokio::time::sleep(UNANNOUNCED_POLL) => {}
-            }
-        }))
+        Some(self.changes.hint_or_poll(UNANNOUNCED_POLL))
     }
 
     fn groups(&self) -> Option<&dyn Groups> {
