@@ -57,10 +57,8 @@ def timed_for(seconds, op):
             return count / (now - start)
 
 
-def file(url, group_100, group_1000):
-    coord = coordination.get_coordinator(url, b"py-bench")
-    coord.start(start_heart=False)
-
+def lock_pairs(coord):
+    """Blocking acquire + release pairs per second on one lock, best of three 2 s rounds."""
     lock = coord.get_lock(b"bench-lock-python")
     lock.acquire()
     lock.release()
@@ -70,6 +68,12 @@ def file(url, group_100, group_1000):
         lock.release()
 
     emit("lock_pairs", per_second=max(timed_for(2.0, pair) for _ in range(3)))
+
+
+def file(url, group_100, group_1000):
+    coord = coordination.get_coordinator(url, b"py-bench")
+    coord.start(start_heart=False)
+    lock_pairs(coord)
 
     for group, workload in ((group_100, "members_100"), (group_1000, "members_1000")):
         times = []
@@ -107,15 +111,7 @@ def file(url, group_100, group_1000):
 def redis(url, group_1000):
     coord = coordination.get_coordinator(url, b"py-bench")
     coord.start(start_heart=False)
-    lock = coord.get_lock(b"bench-lock-python")
-    lock.acquire()
-    lock.release()
-
-    def pair():
-        lock.acquire()
-        lock.release()
-
-    emit("lock_pairs", per_second=max(timed_for(2.0, pair) for _ in range(3)))
+    lock_pairs(coord)
     for workload, call in (("members_1000", coord.get_members),
                            ("members_caps_1000", coord.get_members_with_capabilities)):
         times = []

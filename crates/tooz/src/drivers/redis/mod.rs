@@ -82,17 +82,6 @@ const OPTIONS: &[&str] = &[
     "sentinel_password",
     "sentinel_ssl",
 ];
-const NOT_YET: &[&str] = &[
-    "ssl",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_ca_certs",
-    "sentinel",
-    "sentinel_fallback",
-    "sentinel_username",
-    "sentinel_password",
-    "sentinel_ssl",
-];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a waiter looks for releases nobody announces (Python tooz's), at most.
 const UNANNOUNCED_POLL: Duration = Duration::from_millis(100);
@@ -145,7 +134,13 @@ impl RedisOptions {
             });
         }
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        if let Some(option) = NOT_YET.iter().find(|o| options.get(o).is_some()) {
+        // TLS and Sentinel options are tooz's, so they are known; they are just not done yet.
+        let not_yet = |o: &&&str| o.starts_with("ssl") || o.starts_with("sentinel");
+        if let Some(option) = OPTIONS
+            .iter()
+            .filter(not_yet)
+            .find(|o| options.get(o).is_some())
+        {
             return Err(invalid(format!(
                 "option '{option}' (TLS or Sentinel) is not supported by this version yet"
             )));
