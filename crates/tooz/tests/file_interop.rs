@@ -106,6 +106,44 @@ async fn python_and_rust_share_a_directory() {
     lead.resign().await.unwrap();
     py.call(json!({"op": "delete", "group": "elected"}));
 
+    // A Python partitioner and ours in one group agree on the owner of every object.
+    py.call(json!({"op": "heartbeat"}));
+    py.call(json!({"op": "partition", "group": "jobs", "weight": 3}));
+    let part = rust.join_partitioned_group("jobs", 2, 32).await.unwrap();
+    part.refresh().await.unwrap();
+    let names: Vec<String> = (0..500).map(|i| format!("job-{i}")).collect();
+    let mut objects: Vec<serde_json::Value> = names.iter().map(|n| json!(n)).collect();
+    objects.extend((0..200).map(|i| json!(i)));
+    let owners = py.call(json!({"op": "owners", "objects": objects}));
+    let owners = owners.as_object().unwrap();
+    assert_eq!(part.ring().node_count(), 2, "{:?}", part.ring());
+    assert_eq!(
+        part.ring().weight("py-1"),
+        Some(3),
+        "we read python's weight"
+    );
+    let mut agreed = 0;
+    for name in &names {
+        let ours: Vec<String> = part
+            .members_for(name, 1, &[])
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(json!(ours), owners[name.as_str()], "{name}");
+        agreed += 1;
+    }
+    for i in 0..200u32 {
+        let ours: Vec<String> = part
+            .members_for(&i, 1, &[])
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(json!(ours), owners[&i.to_string()], "{i}");
+        agreed += 1;
+    }
+    assert_eq!(agreed, 700);
+    part.leave().await.unwrap();
+
     rust.stop().await.unwrap();
     let _ = py.try_call(json!({"op": "stop"}));
     drop(py);

@@ -5,7 +5,9 @@ Requests: {"op": "start", "url": U, "member": M}, {"op": "join", "group": G, "ca
 {"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "groups"},
 {"op": "members", "group": G}, {"op": "caps", "group": G, "member": M},
 {"op": "lock", "name": N}, {"op": "unlock", "name": N}, {"op": "heartbeat"},
-{"op": "campaign", "group": G} (one round of tooz's election: true if elected), {"op": "stop"}.
+{"op": "campaign", "group": G} (one round of tooz's election: true if elected),
+{"op": "partition", "group": G, "weight": W} (join_partitioned_group),
+{"op": "owners", "objects": [...]} (after run_watchers: each object's owner), {"op": "stop"}.
 Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
 """
 import json
@@ -29,6 +31,7 @@ def plain(value):
 
 def main():
     coord = None
+    partitioner = None
     locks = {}
     for line in sys.stdin:
         request = json.loads(line)
@@ -70,6 +73,16 @@ def main():
                 coord.run_watchers()
                 coord.unwatch_elected_as_leader(group, on_elected)
                 result = bool(elected)
+            elif op == "partition":
+                partitioner = coord.join_partitioned_group(
+                    request["group"].encode(), weight=request["weight"])
+                result = None
+            elif op == "owners":
+                coord.run_watchers()
+                result = {
+                    str(obj): [text(m) for m in partitioner.members_for_object(obj)]
+                    for obj in request["objects"]
+                }
             elif op == "heartbeat":
                 coord.heartbeat()
                 result = None
