@@ -1,5 +1,8 @@
 //! A throw-away `redis-server` on a loopback port, stopped (by its own pid) when dropped.
 
+// Shared by several test binaries, each of which uses only part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -29,8 +29,12 @@
 //! | `encoding` | `utf8` | only `utf8` is accepted |
 //! | `retry_on_timeout`, `socket_keepalive`, `health_check_interval`, `executor` | — | accepted for tooz URLs; no effect |
 //!
-//! Not yet supported (an error names them): `rediss://` and `ssl*` options (TLS), and Sentinel
-//! (`sentinel`, `sentinel_fallback`, `sentinel_username`, `sentinel_password`, `sentinel_ssl`).
+//! | `ssl` | `false` (`true` for `rediss://`) | TLS (cargo feature `redis-tls`) |
+//! | `ssl_ca_certs` | system roots | PEM file of the CAs to trust |
+//! | `ssl_certfile`, `ssl_keyfile` | — | PEM client certificate and key (mutual TLS) |
+//!
+//! Not yet supported (an error names them): Sentinel (`sentinel`, `sentinel_fallback`,
+//! `sentinel_username`, `sentinel_password`, `sentinel_ssl`).
 
 mod groups;
 mod keys;
@@ -90,11 +94,21 @@ const UNANNOUNCED_POLL: Duration = Duration::from_millis(100);
 /// member, which records no member id.
 pub const UNKNOWN_LEADER: &str = "(a Python tooz member)";
 
+/// Certificate files for TLS (tooz's `ssl_*` options).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
+struct TlsFiles {
+    ca_certs: Option<std::path::PathBuf>,
+    certfile: Option<std::path::PathBuf>,
+    keyfile: Option<std::path::PathBuf>,
+}
+
 /// Options of a `redis://` URL.
 #[derive(Clone)]
 pub struct RedisOptions {
     url: RedactedUrl,
     addr: ConnectionAddr,
+    tls: Option<TlsFiles>,
     settings: RedisConnectionInfo,
     /// TTL of the member's beat key.
     pub membership_timeout: Duration,
@@ -127,23 +141,35 @@ impl RedisOptions {
             url: shown.to_string(),
             reason,
         };
-        if url.scheme() == "rediss" {
-            return Err(Error::Unsupported {
-                operation: "TLS (rediss://) in this version",
-                backend: NAME,
-            });
-        }
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        // TLS and Sentinel options are tooz's, so they are known; they are just not done yet.
-        let not_yet = |o: &&&str| o.starts_with("ssl") || o.starts_with("sentinel");
+        // Sentinel options are tooz's, so they are known; they are just not done yet.
+        let not_yet = |o: &&&str| o.starts_with("sentinel");
         if let Some(option) = OPTIONS
             .iter()
             .filter(not_yet)
             .find(|o| options.get(o).is_some())
         {
             return Err(invalid(format!(
-                "option '{option}' (TLS or Sentinel) is not supported by this version yet"
+                "option '{option}' (Sentinel) is not supported by this version yet"
             )));
+        }
+        let path = |name: &str| options.get(name).map(std::path::PathBuf::from);
+        let tls = (url.scheme() == "rediss" || options.bool("ssl", false)?).then(|| TlsFiles {
+            ca_certs: path("ssl_ca_certs"),
+            certfile: path("ssl_certfile"),
+            keyfile: path("ssl_keyfile"),
+        });
+        let ssl_files = ["ssl_ca_certs", "ssl_certfile", "ssl_keyfile"];
+        if tls.is_none() && ssl_files.iter().any(|o| options.get(o).is_some()) {
+            return Err(invalid(
+                "ssl_* options need TLS: use rediss:// or ssl=true".into(),
+            ));
+        }
+        if cfg!(not(feature = "redis-tls")) && tls.is_some() {
+            return Err(Error::Unsupported {
+                operation: "TLS (rediss://, ssl=true) without the cargo feature `redis-tls`",
+                backend: NAME,
+            });
         }
         if options
             .get("encoding")
@@ -189,7 +215,17 @@ impl RedisOptions {
                         invalid(format!("the path '/{db}' is not a database number"))
                     })?)
                 };
-                (ConnectionAddr::Tcp(host, url.port().unwrap_or(6379)), db)
+                let port = url.port().unwrap_or(6379);
+                let addr = match tls {
+                    Some(_) => ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: false,
+                        tls_params: None,
+                    },
+                    None => ConnectionAddr::Tcp(host, port),
+                };
+                (addr, db)
             }
             None if !url.path().is_empty() && url.path() != "/" => {
                 (ConnectionAddr::Unix(url.path().into()), None)
@@ -210,6 +246,7 @@ impl RedisOptions {
         Ok(Self {
             url: shown,
             addr,
+            tls,
             settings,
             membership_timeout,
             lock_timeout,
@@ -293,7 +330,11 @@ impl RedisBackend {
             .into_connection_info()
             .map_err(redis_error)?
             .set_redis_settings(self.options.settings.clone());
-        redis::Client::open(info).map_err(redis_error)
+        match &self.options.tls {
+            #[cfg(feature = "redis-tls")]
+            Some(files) => tls_client(info, files),
+            _ => redis::Client::open(info).map_err(redis_error),
+        }
     }
 
     pub(crate) fn conn(&self) -> Result<ConnectionManager> {
@@ -330,6 +371,39 @@ impl RedisBackend {
         });
         *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
+}
+
+#[cfg(feature = "redis-tls")]
+fn tls_client(info: redis::ConnectionInfo, files: &TlsFiles) -> Result<redis::Client> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| Error::InvalidOption {
+            backend: NAME,
+            option: "ssl_*".to_owned(),
+            value: path.display().to_string(),
+            reason: format!("cannot read the file: {e}"),
+        })
+    };
+    let client_tls = match (&files.certfile, &files.keyfile) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::InvalidOption {
+                backend: NAME,
+                option: "ssl_certfile".to_owned(),
+                value: String::new(),
+                reason: "ssl_certfile and ssl_keyfile go together".to_owned(),
+            });
+        }
+    };
+    let root_cert = files.ca_certs.as_deref().map(read).transpose()?;
+    let certs = redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    };
+    redis::Client::build_with_tls(info, certs).map_err(redis_error)
 }
 
 impl Drop for RedisBackend {
