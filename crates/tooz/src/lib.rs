@@ -51,7 +51,7 @@
 //! |---|---|---|---|---|
 //! | `memory://NAME` | in-process store shared by every coordinator of the process using `NAME` | always on | session lease (`timeout`, default 10 s) | available |
 //! | `file:///DIR` | local directory, tooz's file driver layout, shared with Python tooz | `file` (default) | member file mtime + kernel locks | available |
-//! | `redis://`, `redis:///path.sock` | Redis, tooz's key layout, shared with Python tooz | `redis` | key TTLs renewed by heartbeats | available (no TLS or Sentinel yet) |
+//! | `redis://`, `rediss://`, `redis:///path.sock` | Redis (single, or Sentinel with `?sentinel=MASTER`), tooz's key layout, shared with Python tooz | `redis` (`redis-tls` for `rediss://`) | key TTLs renewed by heartbeats | available |
 //! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 | `etcd` | leases | planned |
 //! | `zookeeper://`, `kazoo://` | ZooKeeper | `zookeeper` | session, ephemeral nodes | planned |
 //! | `postgresql://` | PostgreSQL | `postgres` | session advisory locks | planned |
@@ -70,6 +70,7 @@
 //! | *(always)* | — | the API, `memory://`, the [`HashRing`] and [`Partitioner`] |
 //! | `file` | yes | `file:///DIR` ([`drivers::file`]) |
 //! | `redis` | no | `redis://` (`drivers::redis`, with the `redis` crate) |
+//! | `redis-tls` | no | `rediss://` and `ssl=true` (rustls) |
 //!
 //! Each backend arrives behind its own feature, so a build carries only the clients it uses.
 //!

@@ -74,7 +74,7 @@ pub fn redact_str(raw: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct UrlOptions {
     backend: &'static str,
-    values: BTreeMap<String, String>,
+    values: BTreeMap<String, Vec<String>>,
 }
 
 impl UrlOptions {
@@ -90,15 +90,26 @@ impl UrlOptions {
                 });
             }
             if !value.is_empty() {
-                values.insert(key.into_owned(), value.into_owned());
+                values
+                    .entry(key.into_owned())
+                    .or_insert_with(Vec::new)
+                    .push(value.into_owned());
             }
         }
         Ok(Self { backend, values })
     }
 
-    /// The raw value of an option.
+    /// The raw value of an option (the last one given).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+
+    /// Every value given for a repeatable option (tooz's `sentinel_fallback`, ...), in order.
+    pub fn get_all(&self, name: &str) -> &[String] {
+        self.values.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// A duration: a bare number is seconds (tooz's unit, fractions allowed); `ms` and `s`

@@ -33,15 +33,19 @@
 //! | `ssl_ca_certs` | system roots | PEM file of the CAs to trust |
 //! | `ssl_certfile`, `ssl_keyfile` | — | PEM client certificate and key (mutual TLS) |
 //!
-//! Not yet supported (an error names them): Sentinel (`sentinel`, `sentinel_fallback`,
-//! `sentinel_username`, `sentinel_password`, `sentinel_ssl`).
+//! | `sentinel` | — | master name: the URL's host is a Sentinel, the master is asked of it |
+//! | `sentinel_fallback` | — | more sentinels, `HOST:PORT`, repeatable |
+//! | `sentinel_username`, `sentinel_password` | — | the sentinels' credentials |
+//!
+//! Not yet supported (an error names it): `sentinel_ssl` (TLS to the sentinels).
 
 mod groups;
 mod keys;
 mod scripts;
+mod sentinel;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,6 +65,7 @@ use crate::lock::FencingToken;
 use crate::options::{RedactedUrl, UrlOptions};
 
 use keys::Keys;
+use sentinel::SentinelOptions;
 
 const NAME: &str = "redis";
 const OPTIONS: &[&str] = &[
@@ -109,6 +114,7 @@ pub struct RedisOptions {
     url: RedactedUrl,
     addr: ConnectionAddr,
     tls: Option<TlsFiles>,
+    sentinel: Option<SentinelOptions>,
     settings: RedisConnectionInfo,
     /// TTL of the member's beat key.
     pub membership_timeout: Duration,
@@ -142,17 +148,6 @@ impl RedisOptions {
             reason,
         };
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        // Sentinel options are tooz's, so they are known; they are just not done yet.
-        let not_yet = |o: &&&str| o.starts_with("sentinel");
-        if let Some(option) = OPTIONS
-            .iter()
-            .filter(not_yet)
-            .find(|o| options.get(o).is_some())
-        {
-            return Err(invalid(format!(
-                "option '{option}' (Sentinel) is not supported by this version yet"
-            )));
-        }
         let path = |name: &str| options.get(name).map(std::path::PathBuf::from);
         let tls = (url.scheme() == "rediss" || options.bool("ssl", false)?).then(|| TlsFiles {
             ca_certs: path("ssl_ca_certs"),
@@ -243,10 +238,22 @@ impl RedisOptions {
         if let Some(password) = url.password() {
             settings = settings.set_password(decode(password)?);
         }
+        let sentinel = match &addr {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                SentinelOptions::from_options(&options, (host.clone(), *port))?
+            }
+            _ if options.get("sentinel").is_some() => {
+                return Err(invalid(
+                    "sentinels are reached over TCP, not a unix socket".into(),
+                ));
+            }
+            _ => None,
+        };
         Ok(Self {
             url: shown,
             addr,
             tls,
+            sentinel,
             settings,
             membership_timeout,
             lock_timeout,
@@ -294,7 +301,10 @@ pub struct RedisBackend {
     options: RedisOptions,
     member: MemberId,
     keys: Keys,
-    conn: OnceLock<ConnectionManager>,
+    /// The connection to the master; replaced when a failover moves it.
+    conn: RwLock<Option<ConnectionManager>>,
+    /// The client the release listener subscribes through (follows `conn`).
+    client: Arc<RwLock<Option<redis::Client>>>,
     changes: Arc<Changes>,
     listener: Mutex<Option<JoinHandle<()>>>,
 }
@@ -316,17 +326,15 @@ impl RedisBackend {
             options,
             member,
             keys,
-            conn: OnceLock::new(),
+            conn: RwLock::new(None),
+            client: Arc::new(RwLock::new(None)),
             changes: Arc::new(Changes::default()),
             listener: Mutex::new(None),
         }
     }
 
-    fn client(&self) -> Result<redis::Client> {
-        let info = self
-            .options
-            .addr
-            .clone()
+    fn client(&self, addr: ConnectionAddr) -> Result<redis::Client> {
+        let info = addr
             .into_connection_info()
             .map_err(redis_error)?
             .set_redis_settings(self.options.settings.clone());
@@ -338,7 +346,82 @@ impl RedisBackend {
     }
 
     pub(crate) fn conn(&self) -> Result<ConnectionManager> {
-        self.conn.get().cloned().ok_or(Error::Stopped)
+        let conn = self.conn.read().unwrap_or_else(|e| e.into_inner());
+        conn.clone().ok_or(Error::Stopped)
+    }
+
+    /// Where the master is: the URL's address, or what the sentinels say now.
+    async fn master_addr(&self) -> Result<ConnectionAddr> {
+        let Some(sentinel) = &self.options.sentinel else {
+            return Ok(self.options.addr.clone());
+        };
+        let (host, port) = sentinel.resolve(self.options.connect_timeout).await?;
+        Ok(match self.options.tls {
+            Some(_) => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            },
+            None => ConnectionAddr::Tcp(host, port),
+        })
+    }
+
+    /// Connects to the master (found anew through the sentinels, if any) and checks that it
+    /// is a Redis master; replaces the connection in use.
+    async fn connect(&self) -> Result<()> {
+        let client = self.client(self.master_addr().await?)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.options.connect_timeout))
+            .set_response_timeout(Some(self.options.socket_timeout))
+            .set_number_of_retries(2);
+        let mut conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(redis_error)?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        if !info.contains("role:") {
+            return Err(Error::Backend {
+                backend: NAME,
+                source: format!(
+                    "{} does not answer INFO like a Redis server",
+                    self.options.url
+                )
+                .into(),
+            });
+        }
+        if !info.contains("role:master") {
+            return Err(Error::Backend {
+                backend: NAME,
+                source: format!("{} reached a replica, not the master", self.options.url).into(),
+            });
+        }
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        Ok(())
+    }
+
+    /// After a failed call: with sentinels, look for the (possibly new) master.
+    async fn follow_failover(&self, error: &Error) {
+        let moved = match error {
+            Error::Connection { .. } => true,
+            Error::Backend { source, .. } => source.to_string().contains("READONLY"),
+            _ => false,
+        };
+        if self.options.sentinel.is_some() && moved {
+            match self.connect().await {
+                Ok(()) => {
+                    tracing::info!(url = %self.options.url, "reconnected to the master the sentinels name")
+                }
+                Err(e) => {
+                    tracing::warn!(url = %self.options.url, error = %e, "no master reachable through the sentinels yet")
+                }
+            }
+        }
     }
 
     fn ms(duration: Duration) -> u64 {
@@ -347,14 +430,17 @@ impl RedisBackend {
 
     /// Listens for release and membership announcements, reconnecting as needed, and wakes
     /// this backend's waiters.
-    fn spawn_listener(&self, client: redis::Client) {
+    fn spawn_listener(&self) {
         let changes = Arc::clone(&self.changes);
+        let current = Arc::clone(&self.client);
         let channel = self.keys.events();
         let task = tokio::spawn(async move {
             use futures_util::StreamExt;
             let mut pause = Duration::from_millis(100);
             loop {
-                if let Ok(mut pubsub) = client.get_async_pubsub().await
+                let client = current.read().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(client) = client
+                    && let Ok(mut pubsub) = client.get_async_pubsub().await
                     && pubsub.subscribe(&channel).await.is_ok()
                 {
                     pause = Duration::from_millis(100);
@@ -442,30 +528,8 @@ impl Backend for RedisBackend {
 
     async fn start(&self) -> Result<()> {
         keys::check_member(&self.member)?;
-        let client = self.client()?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.options.connect_timeout))
-            .set_response_timeout(Some(self.options.socket_timeout))
-            .set_number_of_retries(2);
-        let mut conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(redis_error)?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        if !info.contains("redis_version:") {
-            return Err(Error::Backend {
-                backend: NAME,
-                source: format!(
-                    "{} does not answer INFO like a Redis server",
-                    self.options.url
-                )
-                .into(),
-            });
-        }
+        self.connect().await?;
+        let mut conn = self.conn()?;
         let beat = self.keys.beat(&self.member);
         let _: () = redis::cmd("PSETEX")
             .arg(beat)
@@ -474,8 +538,7 @@ impl Backend for RedisBackend {
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        let _ = self.conn.set(conn);
-        self.spawn_listener(client);
+        self.spawn_listener();
         Ok(())
     }
 
@@ -503,10 +566,14 @@ impl Backend for RedisBackend {
         for token in &tokens {
             invocation.arg(token);
         }
-        let found: Vec<i64> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let found: Vec<i64> = match invocation.invoke_async(&mut conn).await {
+            Ok(found) => found,
+            Err(e) => {
+                let error = redis_error(e);
+                self.follow_failover(&error).await;
+                return Err(error);
+            }
+        };
         let mut found = found.into_iter();
         let mut report = BeatReport::default();
         for (_, owner) in &held.locks {
@@ -665,17 +732,39 @@ mod tests {
         assert!(matches!(o.addr, ConnectionAddr::Unix(_)));
         assert_eq!(o.settings.db(), 2);
         options("redis://h?executor=threaded&retry_on_timeout=true").unwrap();
+        let o = options("redis://s1:26379?sentinel=mymaster&sentinel_fallback=s2:26380&sentinel_fallback=[::1]:1").unwrap();
+        let sentinel = o.sentinel.expect("sentinel options");
+        assert_eq!(sentinel.master, "mymaster");
+        assert_eq!(
+            sentinel.sentinels,
+            [
+                ("s1".into(), 26379),
+                ("s2".into(), 26380),
+                ("::1".into(), 1)
+            ]
+        );
+        assert!(options("redis://s1?sentinel=m&sentinel_fallback=nonsense").is_err());
     }
 
     #[test]
     fn bad_urls_name_the_problem_and_never_the_password() {
         let err = options("redis://u:s3cret@h/x").unwrap_err().to_string();
         assert!(err.contains("'/x'") && !err.contains("s3cret"), "{err}");
-        let err = options("redis://h?sentinel=mymaster")
+        assert!(
+            options("redis://h?sentinel=m&sentinel_ssl=true")
+                .unwrap_err()
+                .is_unsupported()
+        );
+        let err = options("redis://h?ssl_ca_certs=/x.pem")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("sentinel"), "{err}");
-        assert!(options("rediss://h").unwrap_err().is_unsupported());
+        assert!(err.contains("rediss://"), "{err}");
+        match options("rediss://h?ssl_ca_certs=/ca.pem") {
+            Ok(o) => assert!(
+                cfg!(feature = "redis-tls") && matches!(o.addr, ConnectionAddr::TcpTls { .. })
+            ),
+            Err(e) => assert!(!cfg!(feature = "redis-tls") && e.is_unsupported(), "{e}"),
+        }
         assert!(
             options("redis://h?timout=1")
                 .unwrap_err()
