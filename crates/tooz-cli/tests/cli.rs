@@ -113,7 +113,7 @@ fn the_command_gets_the_token_and_its_exit_code_is_passed_on() {
 #[test]
 fn a_sigkilled_holder_frees_the_lock() {
     let env = Env::new("kill");
-    let mut holder = env.spawn(&["lock", "k", "--", "sleep", "30"]);
+    let mut holder = env.spawn(&["lock", "k", "--", "sleep", "10"]);
     assert!(
         eventually(Duration::from_secs(5), || {
             env.run(&["lock", "k", "--no-wait", "--", "true"])
@@ -341,4 +341,28 @@ fn a_lost_membership_stops_the_command_with_its_own_exit_code() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_waiting_lock_says_so_after_a_moment_and_gives_up_with_75() {
+    let env = Env::new("status");
+    let mut holder = env.spawn(&["lock", "busy", "--", "sleep", "10"]);
+    assert!(eventually(Duration::from_secs(5), || {
+        env.run(&["lock", "busy", "--no-wait", "--", "true"])
+            .status
+            .code()
+            == Some(75)
+    }));
+    let out = env.run(&["lock", "busy", "--timeout", "1.5", "--", "true"]);
+    assert_eq!(out.status.code(), Some(75));
+    assert!(
+        stderr(&out).contains("waiting for lock 'busy'"),
+        "{}",
+        stderr(&out)
+    );
+    let quiet = env.run(&["--quiet", "lock", "busy", "--timeout", "1.5", "--", "true"]);
+    assert_eq!(quiet.status.code(), Some(75));
+    assert!(stderr(&quiet).is_empty(), "--quiet: {}", stderr(&quiet));
+    holder.kill().unwrap();
+    let _ = holder.wait();
 }
