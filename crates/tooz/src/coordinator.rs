@@ -282,7 +282,13 @@ impl Coordinator {
         self.inner.stop_heartbeat.cancel();
         let held = self.inner.session.held();
         let backend = &self.inner.backend;
-        let timeout = self.inner.config.operation_timeout;
+        // What we fail to hand back expires on its own within the membership timeout, so an
+        // unreachable backend must not make stop() wait longer than that per call.
+        let timeout = self
+            .inner
+            .config
+            .operation_timeout
+            .min(backend.membership_timeout());
         for (group, owner) in &held.leaderships {
             if let Some(elections) = backend.elections() {
                 log_failure(
