@@ -210,17 +210,10 @@ impl RedisOptions {
                         invalid(format!("the path '/{db}' is not a database number"))
                     })?)
                 };
-                let port = url.port().unwrap_or(6379);
-                let addr = match tls {
-                    Some(_) => ConnectionAddr::TcpTls {
-                        host,
-                        port,
-                        insecure: false,
-                        tls_params: None,
-                    },
-                    None => ConnectionAddr::Tcp(host, port),
-                };
-                (addr, db)
+                (
+                    tcp_addr(host, url.port().unwrap_or(6379), tls.is_some()),
+                    db,
+                )
             }
             None if !url.path().is_empty() && url.path() != "/" => {
                 (ConnectionAddr::Unix(url.path().into()), None)
@@ -261,6 +254,20 @@ impl RedisOptions {
             socket_timeout: options.duration("socket_timeout", timeout)?,
             connect_timeout: options.duration("socket_connect_timeout", timeout)?,
         })
+    }
+}
+
+/// A TCP address, with TLS (certificates checked) or without.
+fn tcp_addr(host: String, port: u16, tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
     }
 }
 
@@ -356,15 +363,7 @@ impl RedisBackend {
             return Ok(self.options.addr.clone());
         };
         let (host, port) = sentinel.resolve(self.options.connect_timeout).await?;
-        Ok(match self.options.tls {
-            Some(_) => ConnectionAddr::TcpTls {
-                host,
-                port,
-                insecure: false,
-                tls_params: None,
-            },
-            None => ConnectionAddr::Tcp(host, port),
-        })
+        Ok(tcp_addr(host, port, self.options.tls.is_some()))
     }
 
     /// Connects to the master (found anew through the sentinels, if any) and checks that it
