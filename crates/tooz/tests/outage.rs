@@ -119,9 +119,10 @@ async fn an_unreachable_backend_fires_every_loss_signal_in_time() {
     timeout(Duration::from_millis(100), leadership.lost())
         .await
         .expect("leadership loss fired");
-    // At most one heartbeat interval (1/3 s) plus 90% of the timeout after the last renewal.
+    // 90% of the 1 s timeout after the last renewal sent (which came before the outage),
+    // plus scheduling slack for a loaded machine.
     assert!(
-        outage.elapsed() < Duration::from_millis(950),
+        outage.elapsed() < Duration::from_millis(1200),
         "{:?}",
         outage.elapsed()
     );
