@@ -190,7 +190,7 @@ impl Coordinator {
         builder: CoordinatorBuilder,
     ) -> Result<Self> {
         let timeout = backend.membership_timeout();
-        let sent = Instant::now();
+        let sent = crate::clock::now();
         let config = Config {
             operation_timeout: builder.operation_timeout,
             watch_interval: builder.watch_interval,
@@ -604,7 +604,7 @@ impl Inner {
     /// One heartbeat: renew, then fire the loss signal of whatever the backend reports lost.
     pub(crate) async fn beat(&self) -> Result<BeatReport> {
         let held = self.session.held();
-        let sent = Instant::now();
+        let sent = crate::clock::now();
         let result = self.call("heartbeat", self.backend.heartbeat(&held)).await;
         match &result {
             Ok(report) => {

@@ -4,9 +4,10 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock;
 use crate::coordinator::Inner;
 use crate::session::Session;
 
@@ -23,14 +24,15 @@ pub(crate) async fn run(
 ) {
     let mut next_beat = interval.map(|i| Instant::now() + i);
     loop {
-        let deadline = session.deadline();
+        // The deadline is in boot time; nap towards it so a resume from suspend is noticed.
+        let left = session.deadline().map(|d| d.saturating_sub(clock::now()));
         tokio::select! {
             () = stop.cancelled() => return,
             () = session.deadline_moved() => {}
             () = sleep_until(next_beat.unwrap_or_else(far_future)), if next_beat.is_some() => {
                 let Some(inner) = inner.upgrade() else { return };
                 // A heartbeat stuck on a dead connection must not hold back the deadline.
-                let beat = tokio::time::timeout_at(deadline.unwrap_or_else(far_future), inner.beat());
+                let beat = tokio::time::timeout(left.unwrap_or(FOREVER), inner.beat());
                 let ok = match beat.await {
                     Ok(result) => result.is_ok(),
                     Err(_) => {
@@ -42,8 +44,8 @@ pub(crate) async fn run(
                 let wait = if ok { every } else { every.min(RETRY_INTERVAL) };
                 next_beat = Some(Instant::now() + wait);
             }
-            () = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
-                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+            () = sleep(left.unwrap_or(FOREVER).min(clock::MAX_NAP)), if left.is_some() => {
+                if session.deadline().is_some_and(|d| d <= clock::now()) {
                     let Some(inner) = inner.upgrade() else { return };
                     expire(&inner, &session);
                 }
@@ -61,6 +63,8 @@ fn expire(inner: &Inner, session: &Session) {
     session.expire();
 }
 
+const FOREVER: Duration = Duration::from_secs(86_400 * 365);
+
 fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+    Instant::now() + FOREVER
 }

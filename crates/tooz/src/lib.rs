@@ -95,6 +95,7 @@
 pub mod backend;
 mod capabilities;
 mod characteristics;
+mod clock;
 mod coordinator;
 pub mod drivers;
 mod election;

@@ -11,7 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
+
+use crate::clock;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BeatReport, Held, OwnerToken};
@@ -35,8 +36,9 @@ pub(crate) struct Session {
 
 #[derive(Debug)]
 struct State {
-    /// Until when we vouch for the backend session; `None` once it is lost, until renewed.
-    deadline: Option<Instant>,
+    /// Until when (boot time, see [`crate::clock`]) we vouch for the backend session; `None`
+    /// once it is lost, until renewed.
+    deadline: Option<Duration>,
     generation: CancellationToken,
     locks: HashMap<OwnerToken, (LockName, CancellationToken)>,
     memberships: HashMap<GroupId, CancellationToken>,
@@ -46,7 +48,7 @@ struct State {
 impl Session {
     /// A session whose backend keeps it for `timeout` without a heartbeat, renewed by a
     /// request sent at `started`.
-    pub(crate) fn new(timeout: Duration, started: Instant, grants_outlive_lease: bool) -> Self {
+    pub(crate) fn new(timeout: Duration, started: Duration, grants_outlive_lease: bool) -> Self {
         let local_lease = timeout * LOCAL_LEASE_NUMERATOR / LOCAL_LEASE_DENOMINATOR;
         Self {
             local_lease,
@@ -68,11 +70,11 @@ impl Session {
 
     /// Whether the local lease still runs.
     pub(crate) fn is_live(&self) -> bool {
-        self.state().deadline.is_some_and(|d| Instant::now() < d)
+        self.state().deadline.is_some_and(|d| clock::now() < d)
     }
 
     /// When the local lease runs out, if it still runs.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Duration> {
         self.state().deadline
     }
 
@@ -82,7 +84,7 @@ impl Session {
     }
 
     /// A heartbeat sent at `sent` succeeded.
-    pub(crate) fn renewed(&self, sent: Instant, report: &BeatReport) {
+    pub(crate) fn renewed(&self, sent: Duration, report: &BeatReport) {
         if report.session_restarted {
             self.lose_everything();
         }
@@ -119,7 +121,7 @@ impl Session {
     /// and on stop.
     pub(crate) fn lose_everything(&self) {
         let mut state = self.state();
-        state.deadline = state.deadline.filter(|d| Instant::now() < *d);
+        state.deadline = state.deadline.filter(|d| clock::now() < *d);
         let old = std::mem::replace(&mut state.generation, CancellationToken::new());
         state.locks.clear();
         state.memberships.clear();
@@ -200,5 +202,33 @@ impl Session {
         if let Some(token) = self.state().memberships.remove(group) {
             token.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_runs_on_boot_time_and_ends_before_the_servers() {
+        let timeout = Duration::from_secs(10);
+        assert!(Session::new(timeout, clock::now(), false).is_live());
+        // A renewal sent 9.5 s ago (or before a suspend of that long): the server still has
+        // half a second, but we already stopped vouching at 90%.
+        let old = clock::now().saturating_sub(Duration::from_millis(9_500));
+        assert!(!Session::new(timeout, old, false).is_live());
+    }
+
+    #[test]
+    fn expiry_keeps_kernel_held_grants_but_not_memberships() {
+        let session = Session::new(Duration::from_secs(10), clock::now(), true);
+        let lock = session.add_lock(OwnerToken::generate(), "l".into());
+        let membership = session.add_membership("g".into());
+        session.expire();
+        assert!(membership.is_cancelled());
+        assert!(!lock.is_cancelled());
+        assert!(session.grants_live());
+        session.lose_everything();
+        assert!(lock.is_cancelled());
     }
 }
