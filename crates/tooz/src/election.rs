@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ids::GroupId;
 use crate::lock::{FencingToken, Grant};
 use crate::{Coordinator, backend::OwnerToken};
@@ -50,9 +50,9 @@ impl Leadership {
         self.grant.lost()
     }
 
-    /// Stands down so that another member can be elected (tooz `stand_down_group_leader`).
-    /// [`Error::Unsupported`]-free: every backend with elections can resign. Returns
-    /// `Err(LockNotHeld)` if the leadership had been lost meanwhile.
+    /// Stands down so that another member can be elected (tooz `stand_down_group_leader`,
+    /// which only its ZooKeeper driver offers; every backend with elections can resign here).
+    /// [`crate::Error::LockNotHeld`] if the leadership had been lost meanwhile.
     pub async fn resign(mut self) -> Result<()> {
         let was_held = self.grant.finish();
         let inner = &self.grant.coord.inner;
@@ -61,13 +61,7 @@ impl Leadership {
         let resigned = inner
             .call("resign", elections.resign(&self.group, self.grant.owner))
             .await?;
-        if resigned && was_held {
-            Ok(())
-        } else {
-            Err(Error::LockNotHeld {
-                lock: self.group.as_bytes().into(),
-            })
-        }
+        Grant::handed_back(was_held, resigned, self.group.as_bytes().into())
     }
 }
 

@@ -165,6 +165,16 @@ impl Grant {
         was_held
     }
 
+    /// The outcome of a hand-back: `Ok` only if we still held the grant until now and the
+    /// backend confirms it was ours; `LockNotHeld` naming `name` otherwise.
+    pub(crate) fn handed_back(was_held: bool, confirmed: bool, name: LockName) -> Result<()> {
+        if was_held && confirmed {
+            Ok(())
+        } else {
+            Err(Error::LockNotHeld { lock: name })
+        }
+    }
+
     /// Spawns `hand_back` on the runtime the grant was made on, unless it was finished.
     pub(crate) fn drop_with<F>(&mut self, hand_back: impl FnOnce(Coordinator, OwnerToken) -> F)
     where
@@ -226,13 +236,7 @@ impl LockGuard {
                 inner.backend.release(&self.name, self.grant.owner),
             )
             .await?;
-        if released && was_held {
-            Ok(())
-        } else {
-            Err(Error::LockNotHeld {
-                lock: self.name.clone(),
-            })
-        }
+        Grant::handed_back(was_held, released, self.name.clone())
     }
 }
 
