@@ -366,3 +366,103 @@ fn a_waiting_lock_says_so_after_a_moment_and_gives_up_with_75() {
     holder.kill().unwrap();
     let _ = holder.wait();
 }
+
+/// A `redis://` URL from TOOZ_TEST_URLS (scripts/test sets it), with a 1-second TTL.
+fn redis_url() -> Option<String> {
+    let urls = std::env::var("TOOZ_TEST_URLS").ok()?;
+    let url = urls
+        .split_whitespace()
+        .find(|u| u.starts_with("redis://"))?;
+    let base = url.split('?').next()?;
+    Some(format!(
+        "{base}?timeout=1&namespace=_tooz_cli{}",
+        std::process::id()
+    ))
+}
+
+/// Four processes, 25 increments each, of a counter kept in a plain file and updated with a
+/// deliberately non-atomic read–pause–write: any overlap of two holders loses an update.
+fn no_lost_updates(url: &str, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let counter = dir.join("counter");
+    std::fs::write(&counter, "0").unwrap();
+    let script = format!(
+        "for i in $(seq 25); do {} --url '{url}' lock torture -- sh -c 'n=$(cat {c}); sleep 0.002; echo $((n+1)) > {c}' || exit 1; done",
+        env!("CARGO_BIN_EXE_tooz"),
+        c = counter.display()
+    );
+    let workers: Vec<Child> = (0..4)
+        .map(|_| Command::new("sh").arg("-c").arg(&script).spawn().unwrap())
+        .collect();
+    for mut worker in workers {
+        assert!(worker.wait().unwrap().success());
+    }
+    let total: u32 = std::fs::read_to_string(&counter)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(total, 100, "lost updates under {url}");
+}
+
+#[test]
+fn processes_contending_for_one_file_lock_lose_no_update() {
+    let env = Env::new("torture-file");
+    no_lost_updates(&env.url(), &env.dir.join("work"));
+}
+
+#[test]
+fn processes_contending_for_one_redis_lock_lose_no_update() {
+    let Some(url) = redis_url() else {
+        return eprintln!("no redis:// in TOOZ_TEST_URLS: skipping (scripts/test runs it)");
+    };
+    let env = Env::new("torture-redis");
+    no_lost_updates(&url, &env.dir.join("work"));
+}
+
+#[test]
+fn a_holder_paused_past_its_ttl_loses_the_lock_and_stops_its_command() {
+    let Some(url) = redis_url() else {
+        return eprintln!("no redis:// in TOOZ_TEST_URLS: skipping (scripts/test runs it)");
+    };
+    let tooz = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tooz"));
+        cmd.arg("--url").arg(&url).args(args);
+        cmd
+    };
+    let mut holder = tooz(&["lock", "paused", "--grace", "1", "--", "sleep", "20"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || {
+        tooz(&["lock", "paused", "--no-wait", "--", "true"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            == Some(75)
+    }));
+    let pid = nix::unistd::Pid::from_raw(holder.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // While the holder is frozen its key expires, and someone else gets the lock.
+    let taken = eventually(Duration::from_secs(5), || {
+        tooz(&["lock", "paused", "--no-wait", "--", "true"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            == Some(0)
+    });
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(taken, "the frozen holder's lock expired on the server");
+    // Thawed, the holder notices its lease ran out: its command is stopped, exit code 76.
+    let started = Instant::now();
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(76), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stderr(&out).contains("lost"), "{}", stderr(&out));
+}
