@@ -430,7 +430,7 @@ fn a_holder_paused_past_its_ttl_loses_the_lock_and_stops_its_command() {
         cmd.arg("--url").arg(&url).args(args);
         cmd
     };
-    let mut holder = tooz(&["lock", "paused", "--grace", "1", "--", "sleep", "20"])
+    let holder = tooz(&["lock", "paused", "--grace", "1", "--", "sleep", "20"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
