@@ -4,8 +4,9 @@
 //!
 //! * **Locks** take one round trip per acquire, fencing token included (a Lua script: `SET NX
 //!   PX`, then `INCR` of the lock's counter); release and renewal compare the owner token.
-//!   Waiters are woken by a release announcement (pub/sub) and poll, jittered, for releases
-//!   made by Python tooz, which announces nothing.
+//!   Waiters are woken by a release announcement (pub/sub, received as RESP3 push messages on
+//!   the coordinator's one multiplexed connection, so Redis 6 or newer is needed) and poll,
+//!   jittered, for releases made by Python tooz, which announces nothing.
 //! * **Heartbeat**: one script per beat refreshes the member's beat key, extends every lock and
 //!   leadership still ours, and checks every membership; whatever it finds gone fires its loss
 //!   signal. The connection reconnects by itself.
@@ -47,13 +48,12 @@ mod scripts;
 mod sentinel;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo};
-use tokio::task::JoinHandle;
+use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
 
 use super::shared::Changes;
 use crate::backend::{
@@ -98,12 +98,10 @@ pub struct RedisBackend {
     options: RedisOptions,
     member: MemberId,
     keys: Keys,
-    /// The connection to the master; replaced when a failover moves it.
+    /// The one multiplexed connection to the master (RESP3, so release announcements arrive
+    /// on it too); replaced when a failover moves the master.
     conn: RwLock<Option<ConnectionManager>>,
-    /// The client the release listener subscribes through (follows `conn`).
-    client: Arc<RwLock<Option<redis::Client>>>,
     changes: Arc<Changes>,
-    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -124,9 +122,7 @@ impl RedisBackend {
             member,
             keys,
             conn: RwLock::new(None),
-            client: Arc::new(RwLock::new(None)),
             changes: Arc::new(Changes::default()),
-            listener: Mutex::new(None),
         }
     }
 
@@ -134,7 +130,13 @@ impl RedisBackend {
         let info = addr
             .into_connection_info()
             .map_err(redis_error)?
-            .set_redis_settings(self.options.settings.clone());
+            // RESP3: pub/sub messages share the one connection as push messages.
+            .set_redis_settings(
+                self.options
+                    .settings
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3),
+            );
         match &self.options.tls {
             #[cfg(feature = "redis-tls")]
             Some(files) => tls_client(info, files),
@@ -160,10 +162,19 @@ impl RedisBackend {
     /// is a Redis master; replaces the connection in use.
     async fn connect(&self) -> Result<()> {
         let client = self.client(self.master_addr().await?)?;
+        // Every push (an announced release or membership change, a resubscription after a
+        // reconnect) wakes this backend's waiters; they look again for themselves.
+        let changes = Arc::clone(&self.changes);
+        let on_push = move |_: redis::PushInfo| {
+            changes.notify();
+            Ok::<(), std::convert::Infallible>(())
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.options.connect_timeout))
             .set_response_timeout(Some(self.options.socket_timeout))
-            .set_number_of_retries(2);
+            .set_number_of_retries(2)
+            .set_push_sender(on_push)
+            .set_automatic_resubscription();
         let mut conn = client
             .get_connection_manager_with_config(config)
             .await
@@ -189,8 +200,12 @@ impl RedisBackend {
                 source: format!("{} reached a replica, not the master", self.options.url).into(),
             });
         }
+        conn.subscribe(self.keys.events())
+            .await
+            .map_err(redis_error)?;
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        // Anything may have changed while we were not listening.
+        self.changes.notify();
         Ok(())
     }
 
@@ -215,49 +230,6 @@ impl RedisBackend {
 
     fn ms(duration: Duration) -> u64 {
         duration.as_millis().max(1) as u64
-    }
-
-    /// Listens for release and membership announcements, reconnecting as needed, and wakes
-    /// this backend's waiters.
-    fn spawn_listener(&self) {
-        let changes = Arc::clone(&self.changes);
-        let current = Arc::clone(&self.client);
-        let channel = self.keys.events();
-        let task = tokio::spawn(async move {
-            use futures_util::StreamExt;
-            let mut pause = Duration::from_millis(100);
-            loop {
-                let client = current.read().unwrap_or_else(|e| e.into_inner()).clone();
-                if let Some(client) = client
-                    && let Ok(mut pubsub) = client.get_async_pubsub().await
-                    && pubsub.subscribe(&channel).await.is_ok()
-                {
-                    pause = Duration::from_millis(100);
-                    // Anything may have happened while we were not listening.
-                    changes.notify();
-                    let mut messages = pubsub.on_message();
-                    while messages.next().await.is_some() {
-                        changes.notify();
-                    }
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-        });
-        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-    }
-}
-
-impl Drop for RedisBackend {
-    fn drop(&mut self) {
-        if let Some(task) = self
-            .listener
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            task.abort();
-        }
     }
 }
 
@@ -294,7 +266,6 @@ impl Backend for RedisBackend {
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        self.spawn_listener();
         Ok(())
     }
 
@@ -351,14 +322,6 @@ impl Backend for RedisBackend {
     }
 
     async fn stop(&self) -> Result<()> {
-        if let Some(task) = self
-            .listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            task.abort();
-        }
         // Peers see us gone at once rather than after the beat key's TTL.
         let mut conn = self.conn()?;
         let _: () = redis::cmd("DEL")
