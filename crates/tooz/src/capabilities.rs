@@ -60,14 +60,10 @@ impl Capabilities {
     /// Looks up a text key when the capabilities are a map (as tooz's partitioner reads
     /// `caps["weight"]`).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.as_map()?.iter().find_map(|(k, v)| {
-            let matches = match k {
-                Value::String(s) => s.as_str() == Some(key),
-                Value::Binary(b) => b.as_slice() == key.as_bytes(),
-                _ => false,
-            };
-            matches.then_some(v)
-        })
+        self.0
+            .as_map()?
+            .iter()
+            .find_map(|(k, v)| map_key_is(k, key).then_some(v))
     }
 
     /// Converts any serde-serializable value. Note that `Vec<u8>` serializes as an array of
@@ -119,6 +115,16 @@ impl Capabilities {
     /// reserved marker `0xc1` reads as nil, as `rmpv` reads it, where Python would refuse it.)
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         decode_value(bytes).map(Self)
+    }
+}
+
+/// Whether a map key is `key`, as text or as bytes (Python 2 era writers stored keys as bytes,
+/// which tooz still accepts).
+pub(crate) fn map_key_is(k: &Value, key: &str) -> bool {
+    match k {
+        Value::String(s) => s.as_str() == Some(key),
+        Value::Binary(b) => b.as_slice() == key.as_bytes(),
+        _ => false,
     }
 }
 

@@ -36,10 +36,7 @@ pub(crate) struct LockTable {
 }
 
 fn io_error(name: &LockName, what: &str, e: std::io::Error) -> Error {
-    Error::Backend {
-        backend: "file",
-        source: format!("{what} lock file for '{name}': {e}").into(),
-    }
+    super::io_error(format_args!("{what} lock file for '{name}'"), e)
 }
 
 pub(crate) fn read_counter(file: &File) -> std::io::Result<u64> {

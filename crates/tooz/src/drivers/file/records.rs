@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
 
-use crate::capabilities::{Capabilities, OsloDateTime, decode_value};
+use crate::capabilities::{Capabilities, OsloDateTime, decode_value, map_key_is};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
 
@@ -107,21 +107,14 @@ fn decode_map(bytes: &[u8]) -> Result<Map> {
 
 /// A map entry by text key; Python 2 era writers stored keys as bytes, which tooz accepts too.
 fn field<'a>(map: &'a Map, key: &str) -> Option<&'a Value> {
-    map.iter().find_map(|(k, v)| key_is(k, key).then_some(v))
+    map.iter()
+        .find_map(|(k, v)| map_key_is(k, key).then_some(v))
 }
 
 /// Moves a value out of the map (nil if absent).
 fn take(map: &mut Map, key: &str) -> Value {
-    let index = map.iter().position(|(k, _)| key_is(k, key));
+    let index = map.iter().position(|(k, _)| map_key_is(k, key));
     index.map_or(Value::Nil, |i| map.swap_remove(i).1)
-}
-
-fn key_is(k: &Value, key: &str) -> bool {
-    match k {
-        Value::String(s) => s.as_str() == Some(key),
-        Value::Binary(b) => b.as_slice() == key.as_bytes(),
-        _ => false,
-    }
 }
 
 fn id_field(map: &Map, key: &str) -> Result<Vec<u8>> {
