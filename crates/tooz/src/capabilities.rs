@@ -130,17 +130,25 @@ pub(crate) fn map_key_is(k: &Value, key: &str) -> bool {
 
 /// Decodes one bounded msgpack value that must fill `bytes` exactly.
 pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value> {
-    if bytes.len() > MAX_CAPABILITIES_LEN {
+    decode_value_within(bytes, MAX_CAPABILITIES_LEN, MAX_CAPABILITIES_DEPTH)
+}
+
+/// [`decode_value`] with other limits, for a record that wraps capabilities: it must allow
+/// the capabilities' own limits plus what the wrapping adds, or capabilities accepted on
+/// write would make the record unreadable.
+pub(crate) fn decode_value_within(bytes: &[u8], max_len: usize, max_depth: usize) -> Result<Value> {
+    if bytes.len() > max_len {
         return Err(Error::CapabilitiesTooLarge {
             size: bytes.len(),
-            max: MAX_CAPABILITIES_LEN,
+            max: max_len,
         });
     }
     let mut rest = bytes;
-    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_CAPABILITIES_DEPTH)
-        .map_err(|e| Error::Serialization {
+    let value = rmpv::decode::read_value_with_max_depth(&mut rest, max_depth).map_err(|e| {
+        Error::Serialization {
             reason: format!("undecodable msgpack ({} bytes): {e}", bytes.len()),
-        })?;
+        }
+    })?;
     if !rest.is_empty() {
         return Err(Error::Serialization {
             reason: format!("{} trailing bytes after a msgpack value", rest.len()),

@@ -171,3 +171,135 @@ async fn a_python_member_file_without_our_lock_uses_the_timeout() {
     coord.stop().await.unwrap();
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn lock_names_never_reach_the_directory_layout() {
+    let dir = scratch("reserved");
+    let url = format!("file://{}", dir.display());
+    let coord = Coordinator::connect(&url, "m").await.unwrap();
+    coord
+        .join_group_create("g", serde_json::json!({"ok": true}))
+        .await
+        .unwrap();
+    let group = sha1_hex(b"g");
+    let names = [
+        (format!("groups/{group}/.metadata"), "groups"),
+        (format!("groups/{group}/{}.raw", sha1_hex(b"m")), "groups"),
+        ("tmp/x".to_owned(), "tmp"),
+        (".driver_lock".to_owned(), ".driver_lock"),
+        (format!(".tooz-rs/leaders/{group}"), ".tooz-rs"),
+    ];
+    for (name, top) in &names {
+        let err = coord.lock(name.as_str()).try_acquire().await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidName { kind: "lock", .. }),
+            "{name}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("'{top}'")) && message.contains("reserved"),
+            "{message}"
+        );
+    }
+    assert_eq!(coord.groups().await.unwrap(), vec!["g".into()]);
+    let members = coord.members_with_capabilities("g").await.unwrap();
+    assert_eq!(
+        members.get(&MemberId::from("m")).map(Capabilities::to_json),
+        Some(serde_json::json!({"ok": true}))
+    );
+    coord.stop().await.unwrap();
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_lock_and_locks_below_it_cannot_both_exist() {
+    let dir = scratch("nesting");
+    let url = format!("file://{}", dir.display());
+    let coord = Coordinator::connect(&url, "m").await.unwrap();
+    let file = coord.lock("a").try_acquire().await.unwrap().expect("free");
+    let err = coord.lock("a/b").try_acquire().await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidName { kind: "lock", .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("'a' is already a lock file") && message.contains("'a/b'"),
+        "{message}"
+    );
+    file.release().await.unwrap();
+    // Released, `a` is still a file: the refusal does not depend on anyone holding it.
+    let err = coord.lock("a/b/c").try_acquire().await.unwrap_err();
+    assert!(
+        err.to_string().contains("'a' is already a lock file"),
+        "{err}"
+    );
+
+    let below = coord
+        .lock("c/d")
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("free");
+    let err = coord.lock("c").try_acquire().await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidName { kind: "lock", .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("'c' is a directory of other locks") && message.contains("'c/...'"),
+        "{message}"
+    );
+    below.release().await.unwrap();
+    coord.stop().await.unwrap();
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn nested(levels: usize) -> Capabilities {
+    let mut value = rmpv::Value::Nil;
+    for _ in 0..levels {
+        value = rmpv::Value::Array(vec![value]);
+    }
+    Capabilities::new(value)
+}
+
+#[tokio::test]
+async fn capabilities_a_join_accepts_are_listed_back() {
+    let dir = scratch("caps-limits");
+    let url = format!("file://{}", dir.display());
+    // The largest capabilities `encode` accepts, and the deepest `decode` reads back.
+    let big = Capabilities::new(rmpv::Value::Binary(vec![7; tooz::MAX_CAPABILITIES_LEN - 3]));
+    assert_eq!(big.encode().unwrap().len(), tooz::MAX_CAPABILITIES_LEN);
+    let readable = |n: &usize| Capabilities::decode(&nested(*n).encode().unwrap()).is_ok();
+    let depth = (0..).take_while(readable).last().unwrap();
+    let deep = nested(depth);
+    let (a, b) = (
+        Coordinator::connect(&url, "big").await.unwrap(),
+        Coordinator::connect(&url, "deep").await.unwrap(),
+    );
+    a.join_group_create("g", big.clone()).await.unwrap();
+    b.join_group("g", deep.clone()).await.unwrap();
+    let members = a.members_with_capabilities("g").await.unwrap();
+    assert_eq!(members.len(), 2, "{:?}", members.keys());
+    assert!(members[&MemberId::from("big")] == big);
+    assert!(members[&MemberId::from("deep")] == deep);
+    assert!(b.member_capabilities("g", "big").await.unwrap() == big);
+    assert_eq!(a.members("g").await.unwrap().len(), 2);
+
+    // Deeper than any reader accepts: refused at the join, not accepted and then unlisted.
+    let c = Coordinator::connect(&url, "deeper").await.unwrap();
+    let err = c.join_group("g", nested(depth + 1)).await.unwrap_err();
+    assert!(matches!(err, Error::Serialization { .. }), "{err}");
+    assert!(!a.members("g").await.unwrap().contains(&"deeper".into()));
+    let err = b
+        .update_capabilities("g", nested(depth + 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Serialization { .. }), "{err}");
+    assert!(b.member_capabilities("g", "deep").await.unwrap() == deep);
+    for coord in [a, b, c] {
+        coord.stop().await.unwrap();
+    }
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -21,8 +21,12 @@ impl State {
         let name = sha1_hex(group.as_bytes());
         let components: [&[u8]; 3] = [PRIVATE_DIR.as_bytes(), b"leaders", name.as_bytes()];
         self.with_root(|root| {
-            open_below(root, &components)
-                .map_err(|e| io_error(format_args!("cannot open the leader file of '{group}'"), e))
+            open_below(root, &components).map_err(|e| {
+                io_error(
+                    format_args!("cannot open the leader file of '{group}'"),
+                    e.into(),
+                )
+            })
         })
     }
 

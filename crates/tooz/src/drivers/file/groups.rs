@@ -19,7 +19,7 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
 use super::ofd::{self, Kind};
-use super::records::{MemberRecord, decode_metadata, encode_metadata};
+use super::records::{MAX_RECORD_LEN, MemberRecord, decode_metadata, encode_metadata};
 use super::{FileBackend, State, fresh, guard, io_error};
 use crate::backend::Groups;
 use crate::capabilities::Capabilities;
@@ -31,8 +31,6 @@ const DRIVER_LOCK_WAIT: Duration = Duration::from_secs(10);
 const MEMBER_SUFFIX: &str = ".raw";
 /// Groups with at least this many member files are read by two threads.
 const PARALLEL_SCAN: usize = 64;
-/// A member file larger than this cannot hold valid (size-capped) capabilities.
-const MAX_MEMBER_FILE: usize = crate::MAX_CAPABILITIES_LEN + 4096;
 const METADATA: &str = ".metadata";
 
 fn not_created(group: &GroupId) -> Error {
@@ -44,7 +42,7 @@ fn not_created(group: &GroupId) -> Error {
 /// Reads a whole member file in one `read` (the size is known and writers are excluded by the
 /// driver lock we hold; anything over the size a valid record can have is refused).
 fn read_record(file: &mut File, meta: &fs::Metadata, path: &Path) -> Result<MemberRecord> {
-    let len = (meta.len() as usize).min(MAX_MEMBER_FILE + 1);
+    let len = (meta.len() as usize).min(MAX_RECORD_LEN + 1);
     let mut bytes = vec![0; len];
     let mut filled = 0;
     while filled < len {
@@ -65,6 +63,10 @@ fn read_record(file: &mut File, meta: &fs::Metadata, path: &Path) -> Result<Memb
 /// (`sha1hex(id).raw`) and a new membership is always a new file (a join creates it after the
 /// old one is gone), so while the inode stays the same, the id and the file's kind do too:
 /// listing ids needs no read of files already seen.
+///
+/// An inode number can be reused by the next file of the same name, though, and the kind
+/// can then differ (a Python member's file has no liveness lock). The cache is good enough to
+/// list ids, never to delete: a file is collected only after it is read and judged afresh.
 #[derive(Debug, Default)]
 pub(crate) struct IdCache {
     entries: HashMap<OsString, (u64, MemberId, bool)>,
@@ -81,12 +83,31 @@ impl IdCache {
         }
     }
 
+    fn forget(&mut self, name: &OsStr) {
+        self.entries.remove(name);
+    }
+
     fn put(&mut self, name: &OsStr, inode: u64, record: &MemberRecord) {
         if self.entries.len() >= Self::LIMIT {
             self.entries.clear();
         }
         let entry = (inode, record.member.clone(), record.liveness_lock);
         self.entries.insert(name.to_owned(), entry);
+    }
+}
+
+/// Opens a member file of a listed group directory; `None` (logged unless it just vanished)
+/// if it cannot be.
+fn open_member(dir_fd: &File, path: &Path, name: &OsStr) -> Option<File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match openat(dir_fd, name, flags, Mode::empty()) {
+        Ok(fd) => Some(File::from(fd)),
+        Err(Errno::ENOENT) => None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e,
+                "skipping a member file that cannot be opened");
+            None
+        }
     }
 }
 
@@ -252,16 +273,31 @@ impl State {
         now: SystemTime,
     ) -> Option<(PathBuf, Seen)> {
         let path = dir.join(name);
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let file = match openat(dir_fd, name, flags, Mode::empty()) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::ENOENT) => return None,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "skipping a member file that cannot be opened");
-                return None;
-            }
-        };
+        let file = open_member(dir_fd, &path, name)?;
         match self.judge(file, &path, ids_only.then_some(name), now) {
+            Ok(member) if member.certainly_dead => self.collect(dir_fd, path, name, now),
+            Ok(member) => Some((path, member)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e,
+                    "skipping a member file that cannot be read");
+                None
+            }
+        }
+    }
+
+    /// Removes the file of a member judged certainly dead, once its content, read again
+    /// without the [`IdCache`], still says so; otherwise returns the new judgement. The
+    /// caller holds the driver lock, so no join can replace the file in between.
+    fn collect(
+        &self,
+        dir_fd: &File,
+        path: PathBuf,
+        name: &OsStr,
+        now: SystemTime,
+    ) -> Option<(PathBuf, Seen)> {
+        guard(&self.id_cache).forget(name);
+        let file = open_member(dir_fd, &path, name)?;
+        match self.judge(file, &path, None, now) {
             Ok(member) if member.certainly_dead => {
                 tracing::info!(path = %path.display(), member = %member.member,
                     "collecting the file of a member that died");
@@ -328,7 +364,9 @@ impl State {
             if !dir.exists() {
                 return Err(not_created(group));
             }
-            let members = self.scan(group, true)?;
+            // Every file is read afresh: what is deleted below is judged on its content, not
+            // on cached knowledge.
+            let members = self.scan(group, false)?;
             if members.iter().any(|(_, m)| m.alive) {
                 return Err(Error::GroupNotEmpty {
                     group: group.clone(),
@@ -392,24 +430,42 @@ impl State {
         self.with_driver_lock(Kind::Exclusive, || {
             self.require_group(group)?;
             let path = self.member_path(group, &self.member);
-            match self.inspect(&path, SystemTime::now()) {
-                Ok(Some(existing)) if existing.alive => {
-                    return Err(Error::MemberAlreadyExist {
-                        group: group.clone(),
-                        member: self.member.clone(),
-                    });
-                }
-                // A dead member's file must not block its re-join forever (tooz's bug).
-                Ok(Some(_)) | Err(_) => {
-                    let _ = fs::remove_file(&path);
-                }
-                Ok(None) => {}
+            if !self.clear_for_join(&path)? {
+                return Err(Error::MemberAlreadyExist {
+                    group: group.clone(),
+                    member: self.member.clone(),
+                });
             }
             let record = MemberRecord::new(self.member.clone(), capabilities.clone());
             let file = self.write_member(&path, &record.encode()?)?;
             guard(&self.memberships).insert(group.clone(), file);
             Ok(())
         })
+    }
+
+    /// Whether our member file's place is free for a join, removing a dead member's file
+    /// (which must not block its re-join forever, tooz's bug). A file we cannot read is
+    /// judged by its mtime alone, as tooz judges any member: while recent, it may be a live
+    /// member whose record we fail to read (another writer's, or one over our limits), so it
+    /// stays and the join is refused.
+    fn clear_for_join(&self, path: &Path) -> Result<bool> {
+        let now = SystemTime::now();
+        let dead = match self.inspect(path, now) {
+            Ok(None) => return Ok(true),
+            Ok(Some(existing)) => !existing.alive,
+            Err(e) => {
+                let recent = fs::symlink_metadata(path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|mtime| fresh(mtime, now, self.options.timeout));
+                tracing::warn!(path = %path.display(), error = %e, recent,
+                    "our member file exists but cannot be read");
+                !recent
+            }
+        };
+        if dead {
+            let _ = fs::remove_file(path);
+        }
+        Ok(dead)
     }
 
     /// Writes a member file and holds its liveness lock through the descriptor returned.
@@ -594,5 +650,95 @@ impl Groups for FileBackend {
             .await?;
         self.state.shared.changes.notify();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FileOptions, prepare};
+    use super::*;
+
+    /// tooz's own member record for `m`: `{"capabilities": None, "member_id": b"m",
+    /// "encoded": False}`, without our liveness-lock key.
+    const PYTHON_RECORD: &[u8] = b"\x83\xaccapabilities\xc0\xa9member_id\xc4\x01m\xa7encoded\xc2";
+
+    fn started(name: &str) -> (PathBuf, FileBackend) {
+        let dir = std::env::temp_dir().join(format!("tooz-groups-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let options = FileOptions {
+            dir: dir.clone(),
+            timeout: Duration::from_secs(10),
+        };
+        let backend = FileBackend::new(options, MemberId::from("reader"));
+        *guard(&backend.state.root) = Some(prepare(&dir).unwrap());
+        (dir, backend)
+    }
+
+    #[test]
+    fn a_cached_kind_never_gets_a_live_python_member_collected() {
+        let (dir, backend) = started("reused-inode");
+        let state = &backend.state;
+        let (group, member) = (GroupId::from("g"), MemberId::from("m"));
+        state.create_group(&group).unwrap();
+        let path = state.member_path(&group, &member);
+        fs::write(&path, PYTHON_RECORD).unwrap();
+        // What the cache holds when a member of ours with the same id had a file with this
+        // inode number before, and the Python member's new file got the number again.
+        let inode = fs::metadata(&path).unwrap().ino();
+        let ours = MemberRecord::new(member.clone(), Capabilities::none());
+        guard(&state.id_cache).put(path.file_name().unwrap(), inode, &ours);
+
+        assert_eq!(state.member_ids(&group).unwrap(), vec![member.clone()]);
+        assert!(
+            path.exists(),
+            "a fresh Python member's file is not collected"
+        );
+        assert_eq!(
+            state.member_ids(&group).unwrap(),
+            vec![member.clone()],
+            "and the cache no longer misjudges it"
+        );
+        let err = state.delete_group(&group).unwrap_err();
+        assert!(matches!(err, Error::GroupNotEmpty { .. }), "{err}");
+        assert!(path.exists());
+
+        // A file of our kind whose liveness lock nobody holds is still collected at once.
+        let dead = MemberId::from("dead");
+        let dead_path = state.member_path(&group, &dead);
+        let record = MemberRecord::new(dead, Capabilities::none());
+        fs::write(&dead_path, record.encode().unwrap()).unwrap();
+        assert_eq!(state.member_ids(&group).unwrap(), vec![member]);
+        assert!(
+            !dead_path.exists(),
+            "a certainly dead member's file is collected"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unreadable_recent_file_in_our_place_refuses_the_join() {
+        let (dir, backend) = started("unreadable-join");
+        let state = &backend.state;
+        let group = GroupId::from("g");
+        state.create_group(&group).unwrap();
+        let path = state.member_path(&group, &state.member);
+        fs::write(&path, b"\xc1 not a record").unwrap();
+        let err = state.join(&group, &Capabilities::none()).unwrap_err();
+        assert!(matches!(err, Error::MemberAlreadyExist { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"\xc1 not a record");
+        // Once older than the timeout it is dead by tooz's rule too, and is replaced.
+        let old = SystemTime::now() - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        state.join(&group, &Capabilities::none()).unwrap();
+        assert_eq!(
+            state.member_ids(&group).unwrap(),
+            vec![state.member.clone()]
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 }

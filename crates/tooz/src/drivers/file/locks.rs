@@ -21,7 +21,10 @@ use crate::error::{Error, Result};
 use crate::ids::LockName;
 use crate::lock::FencingToken;
 
-/// Idle lock descriptors kept open beyond this count are closed.
+/// Descriptors of locks we do not hold are kept open (for a cheap retry) only while the table
+/// has at most this many entries; beyond it, a lock's descriptor is closed as soon as it is
+/// not held, whether released or never acquired, so probing many locks held elsewhere keeps
+/// a flat number of descriptors.
 const MAX_IDLE: usize = 256;
 
 #[derive(Debug)]
@@ -65,12 +68,19 @@ impl LockTable {
         request: LockRequest<'_>,
     ) -> Result<Option<FencingToken>> {
         let name = request.name;
+        let granted = self.try_grant(root, request);
+        if !matches!(granted, Ok(Some(_))) {
+            self.close_if_idle(name);
+        }
+        granted
+    }
+
+    fn try_grant(&mut self, root: &File, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
+        let name = request.name;
         let slot = match self.slots.get_mut(name) {
             Some(slot) => slot,
             None => {
-                let components = paths::lock_components(name)?;
-                let file = paths::open_below(root, &components)
-                    .map_err(|e| io_error(name, "cannot open", e))?;
+                let file = paths::open_lock(root, name)?;
                 self.slots.entry(name.clone()).or_insert(Slot {
                     file,
                     holders: Vec::new(),
@@ -124,15 +134,115 @@ impl LockTable {
         }
         if slot.holders.is_empty() {
             ofd::unlock(&slot.file).map_err(|e| io_error(name, "cannot unlock", e))?;
-            if self.slots.len() > MAX_IDLE {
-                self.slots.retain(|_, s| !s.holders.is_empty());
-            }
+            self.close_if_idle(name);
         }
         Ok(true)
+    }
+
+    /// Closes `name`'s descriptor if nobody holds it through us and the table is over its
+    /// idle allowance. Only this one entry is looked at, so the cost stays constant however
+    /// many locks are held.
+    fn close_if_idle(&mut self, name: &LockName) {
+        if self.slots.len() > MAX_IDLE && self.slots.get(name).is_some_and(|s| s.holders.is_empty())
+        {
+            self.slots.remove(name);
+        }
     }
 
     /// Drops every lock (on stop).
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// The soft limit on open descriptors (unsafe code is forbidden, so it cannot be raised).
+    fn fd_limit() -> usize {
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let soft = line.split_whitespace().nth(3).unwrap();
+        soft.parse().unwrap_or(usize::MAX)
+    }
+
+    fn request(name: &LockName) -> LockRequest<'_> {
+        LockRequest {
+            name,
+            mode: LockMode::Exclusive,
+            owner: OwnerToken::generate(),
+        }
+    }
+
+    #[test]
+    fn probing_locks_held_elsewhere_keeps_descriptors_flat() {
+        // 1,000 as asked, fewer under a low limit (held + at most MAX_IDLE probing must fit),
+        // but always far more than MAX_IDLE + 50, so that keeping a descriptor per failed
+        // attempt cannot pass.
+        let room = fd_limit().saturating_sub(open_fds() + MAX_IDLE + 100);
+        let count = room.min(1000);
+        assert!(
+            count >= 2 * MAX_IDLE,
+            "descriptor limit too low for this test"
+        );
+        let dir = std::env::temp_dir().join(format!("tooz-lock-fds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = File::open(&dir).unwrap();
+        let names: Vec<LockName> = (0..count).map(|i| format!("l{i}").into()).collect();
+        // Two tables are two coordinators: their OFD locks exclude each other.
+        let (mut holder, mut prober) = (LockTable::default(), LockTable::default());
+        for name in &names {
+            assert!(holder.try_acquire(&root, request(name)).unwrap().is_some());
+        }
+        let before = open_fds();
+        for name in &names {
+            assert!(prober.try_acquire(&root, request(name)).unwrap().is_none());
+        }
+        let grown = open_fds().saturating_sub(before);
+        assert!(
+            grown < MAX_IDLE + 50,
+            "{grown} descriptors left open by {count} failed attempts"
+        );
+        assert!(prober.slots.len() <= MAX_IDLE, "{}", prober.slots.len());
+        holder.clear();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn descriptors_of_held_locks_stay_and_idle_ones_stay_bounded() {
+        let dir = std::env::temp_dir().join(format!("tooz-lock-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = File::open(&dir).unwrap();
+        let mut table = LockTable::default();
+        let mut owners = Vec::new();
+        for i in 0..MAX_IDLE + 100 {
+            let name = LockName::from(format!("l{i}"));
+            let req = request(&name);
+            let owner = req.owner;
+            assert!(table.try_acquire(&root, req).unwrap().is_some());
+            owners.push((name, owner));
+        }
+        for (name, owner) in &owners {
+            assert!(table.release(name, *owner).unwrap());
+        }
+        let idle = table
+            .slots
+            .values()
+            .filter(|s| s.holders.is_empty())
+            .count();
+        assert!(idle <= MAX_IDLE, "{idle} idle descriptors");
+        // A name whose descriptor was closed is opened again on the next attempt.
+        let (name, _) = &owners[0];
+        assert!(table.try_acquire(&root, request(name)).unwrap().is_some());
+        table.clear();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -252,9 +252,9 @@ impl Backend for FileBackend {
         self.state.options.timeout
     }
 
-    fn locks_outlive_heartbeats(&self) -> bool {
-        // The kernel holds them for as long as our descriptor is open.
-        true
+    fn grant_timeout(&self) -> Option<Duration> {
+        // The kernel holds locks for as long as our descriptor is open.
+        None
     }
 
     async fn start(&self) -> Result<()> {
@@ -268,14 +268,14 @@ impl Backend for FileBackend {
         let mut report = BeatReport::default();
         let now = SystemTime::now();
         let files = guard(&self.state.memberships);
-        for group in &held.memberships {
+        for (group, owner) in &held.memberships {
             let alive = files.get(group).is_some_and(|file| {
                 // Touch through our descriptor; a file unlinked meanwhile (someone else left
                 // for us, or collected us) has no links left.
                 file.set_modified(now).is_ok() && file.metadata().is_ok_and(|m| m.nlink() > 0)
             });
             if !alive {
-                report.lost_memberships.push(group.clone());
+                report.lost_memberships.push(*owner);
             }
         }
         Ok(report)

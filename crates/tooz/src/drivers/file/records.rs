@@ -13,9 +13,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
 
-use crate::capabilities::{Capabilities, OsloDateTime, decode_value, map_key_is};
+use crate::capabilities::{
+    Capabilities, MAX_CAPABILITIES_DEPTH, MAX_CAPABILITIES_LEN, OsloDateTime, decode_value,
+    decode_value_within, map_key_is,
+};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
+
+/// The largest member file read: capabilities at their size cap plus the rest of the record
+/// (keys, timestamp and an id of up to [`crate::MAX_NAME_LEN`] bytes take under 1.5 KiB).
+pub(crate) const MAX_RECORD_LEN: usize = MAX_CAPABILITIES_LEN + 4096;
+
+/// The decoding depth the record map spends before its capabilities begin (`rmpv` counts
+/// the map value and its entries as one level each).
+const RECORD_DEPTH: usize = 2;
 
 /// A member file's content.
 #[derive(Debug, Clone)]
@@ -54,11 +65,23 @@ impl MemberRecord {
                 Value::Boolean(self.liveness_lock),
             ),
         ]);
-        encode(&map)
+        let bytes = encode(&map)?;
+        // Refuse here what no reader would accept, rather than write a member that then
+        // vanishes from every listing.
+        match decode_record_map(&bytes) {
+            Ok(_) => Ok(bytes),
+            Err(Error::Serialization { reason }) => Err(Error::Serialization {
+                reason: format!(
+                    "these capabilities are refused: a member file holding them could not be \
+                     read back ({reason})"
+                ),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut map = decode_map(bytes)?;
+        let mut map = decode_record_map(bytes)?;
         let member = id_field(&map, "member_id")?;
         let liveness_lock = field(&map, "liveness_lock").and_then(Value::as_bool) == Some(true);
         Ok(Self {
@@ -83,7 +106,7 @@ pub(crate) fn encode_metadata(group: &GroupId) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn decode_metadata(bytes: &[u8]) -> Result<GroupId> {
-    id_field(&decode_map(bytes)?, "group_id").map(GroupId::from)
+    id_field(&into_map(decode_value(bytes)?)?, "group_id").map(GroupId::from)
 }
 
 fn encode(value: &Value) -> Result<Vec<u8>> {
@@ -96,8 +119,15 @@ fn encode(value: &Value) -> Result<Vec<u8>> {
 
 type Map = Vec<(Value, Value)>;
 
-fn decode_map(bytes: &[u8]) -> Result<Map> {
-    match decode_value(bytes)? {
+/// A member record: within the capabilities' limits once the record around them is allowed
+/// for, so that whatever capabilities a join accepts can be listed back.
+fn decode_record_map(bytes: &[u8]) -> Result<Map> {
+    let depth = MAX_CAPABILITIES_DEPTH + RECORD_DEPTH;
+    into_map(decode_value_within(bytes, MAX_RECORD_LEN, depth)?)
+}
+
+fn into_map(value: Value) -> Result<Map> {
+    match value {
         Value::Map(map) => Ok(map),
         other => Err(Error::Serialization {
             reason: format!("expected a msgpack map, found {other}"),
@@ -213,6 +243,40 @@ mod tests {
         let record = MemberRecord::decode(&bytes).unwrap();
         assert_eq!(record.member, MemberId::from("m1"));
         assert!(!record.liveness_lock);
+    }
+
+    fn nested(levels: usize) -> Capabilities {
+        let mut value = Value::Nil;
+        for _ in 0..levels {
+            value = Value::Array(vec![value]);
+        }
+        Capabilities::new(value)
+    }
+
+    /// The deepest nesting that capabilities can have and still be read on their own.
+    fn deepest_readable() -> Capabilities {
+        let readable = |n: &usize| Capabilities::decode(&nested(*n).encode().unwrap()).is_ok();
+        nested((0..).take_while(readable).last().unwrap())
+    }
+
+    #[test]
+    fn capabilities_at_the_limits_read_back_from_a_record() {
+        let big = Capabilities::new(Value::Binary(vec![7; MAX_CAPABILITIES_LEN - 3]));
+        assert_eq!(big.encode().unwrap().len(), MAX_CAPABILITIES_LEN);
+        let longest_id = MemberId::from(vec![b'i'; crate::MAX_NAME_LEN]);
+        let record = MemberRecord::new(longest_id, big.clone());
+        let back = MemberRecord::decode(&record.encode().unwrap()).unwrap();
+        assert!(back.capabilities == big);
+
+        let deepest = deepest_readable();
+        let record = MemberRecord::new("m".into(), deepest.clone());
+        let back = MemberRecord::decode(&record.encode().unwrap()).unwrap();
+        assert!(back.capabilities == deepest);
+
+        // One level more no reader accepts: refused on write, never written to vanish.
+        let deeper = Capabilities::new(Value::Array(vec![deepest.into_value()]));
+        let err = MemberRecord::new("m".into(), deeper).encode().unwrap_err();
+        assert!(err.to_string().contains("could not be read back"), "{err}");
     }
 
     #[test]

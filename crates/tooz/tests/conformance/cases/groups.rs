@@ -418,9 +418,10 @@ pub async fn booted_out_member_is_told(h: Harness) {
 /// Group names are data: names that collide with each other in tooz's layouts
 /// (reliability.md §3.2) stay distinct groups, or are refused with `InvalidName` where the
 /// backend must keep tooz's keys (Redis) — never a corruption of another key. Locks named like
-/// group keys or election locks likewise.
+/// group keys, election locks or the file layout's own files likewise.
 pub async fn names_are_data(h: Harness) {
-    let coord = h.member(&unique("m")).await;
+    let id = unique("m");
+    let coord = h.member(&id).await;
     let base = unique("n");
     let portable: Vec<Vec<u8>> = vec![
         base.clone().into_bytes(),
@@ -448,6 +449,7 @@ pub async fn names_are_data(h: Harness) {
         .join_group(portable[1].clone(), json!({"in": "sub"}))
         .await
         .unwrap();
+    layout_locks_harm_nothing(&coord, &portable[1], &id).await;
     let lock = match coord.lock(format!("group:{base}_lock")).try_acquire().await {
         Ok(lock) => Some(lock.expect("a lock named like a group key is just a lock")),
         Err(Error::InvalidName { kind: "lock", .. }) => None,
@@ -486,4 +488,59 @@ pub async fn names_are_data(h: Harness) {
         coord.delete_group(g.clone()).await.unwrap();
     }
     coord.stop().await.unwrap();
+}
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Lock names that are paths of `file://`'s own files (research/tooz.md §3.1) for `group`
+/// and `member`: its metadata, the member's record (whose kernel lock is the liveness lock),
+/// the scratch directory, the driver lock and the leader file.
+fn layout_lock_names(group: &[u8], member: &str) -> Vec<String> {
+    let (g, m) = (sha1_hex(group), sha1_hex(member.as_bytes()));
+    vec![
+        format!("groups/{g}/.metadata"),
+        format!("groups/{g}/{m}.raw"),
+        format!("tmp/tmp{}tooz", &g[..8]),
+        ".driver_lock".to_owned(),
+        format!(".tooz-rs/leaders/{g}"),
+    ]
+}
+
+/// Each such lock is refused with `InvalidName` or is just a lock: taken (which writes its
+/// fencing counter on `file://`) and released, the group and its member stay listed.
+async fn layout_locks_harm_nothing(coord: &tooz::Coordinator, group: &[u8], member: &str) {
+    let mut held = Vec::new();
+    for name in layout_lock_names(group, member) {
+        match coord.lock(name.as_str()).try_acquire().await {
+            Ok(Some(guard)) => held.push(guard),
+            Ok(None) => panic!("{name:?}: nobody holds it, yet it is not free"),
+            Err(Error::InvalidName { kind: "lock", .. }) => {}
+            Err(e) => panic!("{name:?}: {e}"),
+        }
+    }
+    assert_group_intact(coord, group, member).await;
+    for guard in held {
+        guard.release().await.unwrap();
+    }
+    assert_group_intact(coord, group, member).await;
+}
+
+async fn assert_group_intact(coord: &tooz::Coordinator, group: &[u8], member: &str) {
+    let shown = String::from_utf8_lossy(group);
+    let groups = coord.groups().await.unwrap();
+    assert!(groups.contains(&GroupId::from(group)), "{shown:?} listed");
+    let members = coord.members_with_capabilities(group).await.unwrap();
+    assert_eq!(
+        members
+            .get(&MemberId::from(member))
+            .map(Capabilities::to_json),
+        Some(json!({"in": "sub"})),
+        "{shown:?}: its member and capabilities"
+    );
 }
