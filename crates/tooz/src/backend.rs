@@ -114,13 +114,15 @@ pub struct LockRequest<'a> {
 }
 
 /// What a coordinator holds, handed to [`Backend::heartbeat`] so that the backend can renew
-/// (or check) all of it in as few round trips as it can.
-#[derive(Debug, Default)]
+/// (or check) all of it in as few round trips as it can. Every entry carries the owner token
+/// of its grant, and losses are reported by that token: a membership left and joined again
+/// while a heartbeat was in flight is a new grant, which the old one's loss never touches.
+#[derive(Debug, Default, Clone)]
 pub struct Held {
     /// Locks held: name and the grant's owner token.
     pub locks: Vec<(LockName, OwnerToken)>,
-    /// Groups this coordinator has joined.
-    pub memberships: Vec<GroupId>,
+    /// Groups this coordinator has joined, with the membership's owner token.
+    pub memberships: Vec<(GroupId, OwnerToken)>,
     /// Groups this coordinator leads, with the leadership grant's owner token.
     pub leaderships: Vec<(GroupId, OwnerToken)>,
 }
@@ -129,15 +131,15 @@ pub struct Held {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct BeatReport {
-    /// The backend's session had already expired and a new one began: nothing held before
-    /// survives (every lock, membership and leadership is lost).
+    /// The backend's session had already expired and a new one began: nothing in the
+    /// heartbeat's [`Held`] survives (every lock, membership and leadership in it is lost).
     pub session_restarted: bool,
     /// Locks found no longer held by their owner token.
     pub lost_locks: Vec<OwnerToken>,
-    /// Groups this member is found no longer in.
-    pub lost_memberships: Vec<GroupId>,
-    /// Leaderships found no longer held.
-    pub lost_leaderships: Vec<GroupId>,
+    /// Memberships (by owner token) found gone from their group.
+    pub lost_memberships: Vec<OwnerToken>,
+    /// Leaderships (by owner token) found no longer held.
+    pub lost_leaderships: Vec<OwnerToken>,
 }
 
 /// What a wake-up hint is about.
@@ -160,16 +162,18 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// The guarantees this backend gives, as tooz declares them.
     fn characteristics(&self) -> Characteristics;
 
-    /// How long the backend keeps a member (and what it holds) alive without a heartbeat.
-    /// The coordinator heartbeats well within it and treats everything as lost locally
-    /// before it runs out.
+    /// How long the backend keeps a member alive without a heartbeat. The coordinator
+    /// heartbeats well within it and treats its memberships as lost locally before it runs
+    /// out, counting from when the renewing request was sent.
     fn membership_timeout(&self) -> Duration;
 
-    /// Whether locks and leaderships stay held when heartbeats stop (the kernel or a
-    /// connection holds them, as on `file://`), so that only memberships are reported lost
-    /// when the local lease runs out. Default: everything depends on heartbeats.
-    fn locks_outlive_heartbeats(&self) -> bool {
-        false
+    /// How long a lock or leadership lives on the backend without renewal, counted from when
+    /// the request that took or renewed it was sent; `None` if grants do not depend on
+    /// heartbeats at all (the kernel or a connection holds them, as on `file://`). The
+    /// coordinator reports a grant lost locally before this runs out. Default: the
+    /// membership timeout.
+    fn grant_timeout(&self) -> Option<Duration> {
+        Some(self.membership_timeout())
     }
 
     /// Connects and establishes this member's session.

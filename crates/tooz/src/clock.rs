@@ -23,6 +23,14 @@ pub(crate) fn now() -> Duration {
     Duration::new(spec.tv_sec().max(0) as u64, spec.tv_nsec().max(0) as u32)
 }
 
+/// `now + after` on tokio's clock, for timers and deadlines given by callers: saturates about
+/// thirty years out (as tokio's own `sleep` does) instead of overflowing for any duration.
+pub(crate) fn instant_after(after: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = tokio::time::Instant::now();
+    now.checked_add(after.min(FAR)).unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +44,12 @@ mod tests {
             elapsed >= Duration::from_millis(20) && elapsed < Duration::from_secs(1),
             "{elapsed:?}"
         );
+    }
+
+    #[test]
+    fn instants_saturate_for_any_duration() {
+        let far = instant_after(Duration::MAX);
+        assert!(far > tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+        assert!(instant_after(Duration::ZERO) <= tokio::time::Instant::now());
     }
 }

@@ -16,12 +16,13 @@ use crate::characteristics::{Characteristic, Characteristics};
 use crate::election::Leadership;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, LockName, MemberId};
-use crate::lock::Lock;
+use crate::lock::{FencingToken, Lock};
 use crate::membership::Membership;
+use crate::run_to_end::{RunToEnd, boxed};
 use crate::scheme;
-use crate::session::Session;
+use crate::session::{Kind, Session, local_lease};
 use crate::watch::GroupWatch;
-use crate::{heartbeat, wait};
+use crate::{clock, heartbeat, wait};
 
 /// The default bound on every single backend call.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,6 +62,9 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     stopped: AtomicBool,
     stop_heartbeat: CancellationToken,
+    /// Serializes joins and leaves of this coordinator (and the hand-back of a join whose
+    /// caller went away), so that leaving a stale membership never removes a newer one.
+    membership_ops: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +98,8 @@ pub struct CoordinatorBuilder {
 impl CoordinatorBuilder {
     /// Heartbeat at this interval instead of a third of the backend's membership timeout.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
-        self.heartbeat = HeartbeatMode::Every(interval);
+        // A zero interval would spin; any length is fine otherwise (timers saturate).
+        self.heartbeat = HeartbeatMode::Every(interval.max(Duration::from_millis(1)));
         self
     }
 
@@ -190,19 +195,17 @@ impl Coordinator {
         builder: CoordinatorBuilder,
     ) -> Result<Self> {
         let timeout = backend.membership_timeout();
-        let sent = crate::clock::now();
+        let sent = clock::now();
         let config = Config {
             operation_timeout: builder.operation_timeout,
             watch_interval: builder.watch_interval,
         };
         bounded("connecting", config.operation_timeout, backend.start()).await?;
-        let session = Arc::new(Session::new(
-            timeout,
-            sent,
-            backend.locks_outlive_heartbeats(),
-        ));
+        let session = Arc::new(Session::new(timeout, backend.grant_timeout(), sent));
+        // Often enough to renew both memberships and grants well within their timeouts.
+        let shortest = backend.grant_timeout().map_or(timeout, |g| g.min(timeout));
         let interval = match builder.heartbeat {
-            HeartbeatMode::Auto => Some((timeout / 3).max(Duration::from_millis(10))),
+            HeartbeatMode::Auto => Some((shortest / 3).max(Duration::from_millis(10))),
             HeartbeatMode::Every(interval) => Some(interval),
             HeartbeatMode::Manual => None,
         };
@@ -213,6 +216,7 @@ impl Coordinator {
             config,
             stopped: AtomicBool::new(false),
             stop_heartbeat: CancellationToken::new(),
+            membership_ops: Arc::default(),
         });
         tokio::spawn(heartbeat::run(
             Arc::downgrade(&inner),
@@ -245,13 +249,26 @@ impl Coordinator {
             groups: backend.groups().is_some(),
             elections: backend.elections().is_some(),
             shared_locks: backend.supports_shared_locks(),
-            lease_bound_locks: !backend.locks_outlive_heartbeats(),
+            lease_bound_locks: backend.grant_timeout().is_some(),
         }
     }
 
     /// How long the backend keeps this member alive without a heartbeat.
     pub fn membership_timeout(&self) -> Duration {
         self.inner.backend.membership_timeout()
+    }
+
+    /// The least time between a loss signal firing here and the backend's own expiry of what
+    /// was lost (a tenth of the backend's timeout): what is left to stop work done under a
+    /// lost grant before someone else can be granted it. `tooz lock` kills its command within
+    /// half of it.
+    pub fn expiry_margin(&self) -> Duration {
+        let backend = &self.inner.backend;
+        let margin = |timeout: Duration| timeout.saturating_sub(local_lease(timeout));
+        let members = margin(backend.membership_timeout());
+        backend
+            .grant_timeout()
+            .map_or(members, |grants| members.min(margin(grants)))
     }
 
     /// True until [`Coordinator::stop`].
@@ -280,7 +297,8 @@ impl Coordinator {
             return Err(Error::Stopped);
         }
         self.inner.stop_heartbeat.cancel();
-        let held = self.inner.session.held();
+        // From here on a grant that arrives late is handed back by whoever took it.
+        let held = self.inner.session.close();
         let backend = &self.inner.backend;
         // What we fail to hand back expires on its own within the membership timeout, so an
         // unreachable backend must not make stop() wait longer than that per call.
@@ -303,7 +321,9 @@ impl Coordinator {
                 bounded("release", timeout, backend.release(name, *owner)).await,
             );
         }
-        for group in &held.memberships {
+        let dropped = self.inner.session.dropped();
+        let memberships = held.memberships.iter().map(|(group, _)| group);
+        for group in memberships.chain(&dropped) {
             if let Some(groups) = backend.groups() {
                 log_failure(
                     "leave",
@@ -351,12 +371,44 @@ impl Coordinator {
         let group = checked(group.into())?;
         let capabilities = capabilities.into();
         capabilities.encode()?;
-        let groups = self.inner.groups("join_group")?;
-        self.inner
-            .call("join group", groups.join(&group, &capabilities))
-            .await?;
-        let lost = self.inner.session.add_membership(group.clone());
-        Ok(Membership::new(self.clone(), group, lost))
+        self.inner.groups("join_group")?;
+        let inner = Arc::clone(&self.inner);
+        let joined = group.clone();
+        let join = async move {
+            let ops = Arc::clone(&inner.membership_ops).lock_owned().await;
+            let groups = inner.groups("join_group")?;
+            if inner.session.dropped().contains(&joined) {
+                // Our own membership, given up here when the lease ran out, may still be
+                // listed on the backend: it is a stale entry, not another member.
+                match groups.leave(&joined).await {
+                    Ok(()) | Err(Error::MemberNotJoined { .. }) => {
+                        inner.session.take_dropped(&joined);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let sent = clock::now();
+            groups.join(&joined, &capabilities).await?;
+            Ok((ops, sent))
+        };
+        let inner = Arc::clone(&self.inner);
+        let joined = group.clone();
+        let undo = move |(ops, _)| {
+            boxed(async move {
+                inner.leave_quietly(&joined).await;
+                drop(ops);
+            })
+        };
+        let call = RunToEnd::new(join, undo);
+        let (ops, sent) = self.inner.call("join group", call).await?;
+        let owner = OwnerToken::generate();
+        let kind = Kind::Membership(group.clone());
+        let Some(signal) = self.inner.session.register(owner, kind, sent) else {
+            self.inner.leave_quietly(&group).await;
+            return Err(Error::Stopped);
+        };
+        drop(ops);
+        Ok(Membership::new(self.clone(), group, signal))
     }
 
     /// Joins a group, creating it first if needed (tooz `join_group_create`).
@@ -387,6 +439,7 @@ impl Coordinator {
     pub async fn leave_group(&self, group: impl Into<GroupId>) -> Result<()> {
         let group = checked(group.into())?;
         let groups = self.inner.groups("leave_group")?;
+        let _ops = self.inner.membership_ops.lock().await;
         let result = self.inner.call("leave group", groups.leave(&group)).await;
         if matches!(result, Ok(()) | Err(Error::MemberNotJoined { .. })) {
             self.inner.session.remove_membership(&group);
@@ -486,7 +539,7 @@ impl Coordinator {
     ) -> Result<Leadership> {
         let group = group.into();
         let operation = format!("campaign for the leadership of group '{group}'");
-        self.campaign_until(group, Some(Instant::now() + wait))
+        self.campaign_until(group, Instant::now().checked_add(wait))
             .await?
             .ok_or(Error::OperationTimedOut {
                 operation,
@@ -500,25 +553,37 @@ impl Coordinator {
         deadline: Option<Instant>,
     ) -> Result<Option<Leadership>> {
         let group = checked(group)?;
-        let elections = self.inner.elections("campaign")?;
+        self.inner.elections("campaign")?;
         let owner = OwnerToken::generate();
         let inner = &self.inner;
-        let attempt = || async {
-            inner
-                .call("campaign", elections.try_lead(&group, owner))
-                .await
+        let attempt = || {
+            let sent = clock::now();
+            let call = RunToEnd::new(
+                try_lead(Arc::clone(inner), group.clone(), owner),
+                resign_if_taken(Arc::clone(inner), group.clone(), owner),
+            )
+            .undo_on_doubt({
+                let (inner, group) = (Arc::clone(inner), group.clone());
+                move || boxed(async move { inner.resign_quietly(&group, owner).await })
+            });
+            let call = inner.call("campaign", call);
+            async move { Ok(call.await?.map(|token| (token, sent))) }
         };
-        let Some(token) = wait::retry(inner, Topic::Leader(&group), deadline, attempt).await?
-        else {
+        let topic = Topic::Leader(&group);
+        let Some((token, sent)) = wait::retry(inner, topic, deadline, attempt).await? else {
             return Ok(None);
         };
-        let lost = inner.session.add_leadership(owner, group.clone());
+        let kind = Kind::Leadership(group.clone());
+        let Some(signal) = inner.session.register(owner, kind, sent) else {
+            inner.resign_quietly(&group, owner).await;
+            return Err(Error::Stopped);
+        };
         Ok(Some(Leadership::new(
             self.clone(),
             group,
             owner,
             token,
-            lost,
+            signal,
         )))
     }
 
@@ -529,6 +594,28 @@ impl Coordinator {
         self.inner
             .call("read leader", elections.leader(&group))
             .await
+    }
+}
+
+async fn try_lead(
+    inner: Arc<Inner>,
+    group: GroupId,
+    owner: OwnerToken,
+) -> Result<Option<FencingToken>> {
+    inner.elections("campaign")?.try_lead(&group, owner).await
+}
+
+fn resign_if_taken(
+    inner: Arc<Inner>,
+    group: GroupId,
+    owner: OwnerToken,
+) -> impl FnOnce(Option<FencingToken>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    move |taken| {
+        boxed(async move {
+            if taken.is_some() {
+                inner.resign_quietly(&group, owner).await;
+            }
+        })
     }
 }
 
@@ -601,11 +688,70 @@ impl Inner {
         })
     }
 
+    /// Hands back a leadership nobody holds a handle to (best effort: it expires anyway).
+    pub(crate) async fn resign_quietly(&self, group: &GroupId, owner: OwnerToken) {
+        if let Some(elections) = self.backend.elections() {
+            let timeout = self.hand_back_timeout();
+            log_failure(
+                "resign",
+                bounded("resign", timeout, elections.resign(group, owner)).await,
+            );
+        }
+    }
+
+    /// Leaves a group whose membership nobody holds a handle to (best effort).
+    pub(crate) async fn leave_quietly(&self, group: &GroupId) {
+        if let Some(groups) = self.backend.groups() {
+            match bounded("leave", self.hand_back_timeout(), groups.leave(group)).await {
+                Ok(()) | Err(Error::MemberNotJoined { .. } | Error::GroupNotCreated { .. }) => {}
+                Err(e) => log_failure::<()>("leave", Err(e)),
+            }
+        }
+    }
+
+    /// What a hand-back may take: what we fail to hand back expires on its own within the
+    /// membership timeout.
+    pub(crate) fn hand_back_timeout(&self) -> Duration {
+        self.config
+            .operation_timeout
+            .min(self.backend.membership_timeout())
+    }
+
+    /// Leaves, on the backend, the memberships given up locally (see
+    /// [`Session::dropped`]), unless they were joined again meanwhile.
+    async fn leave_dropped(&self) {
+        if self.session.dropped().is_empty() {
+            return;
+        }
+        let Some(groups) = self.backend.groups() else {
+            return;
+        };
+        let _ops = self.membership_ops.lock().await;
+        for group in self.session.dropped() {
+            let timeout = self.hand_back_timeout();
+            match bounded("leave", timeout, groups.leave(&group)).await {
+                Ok(()) | Err(Error::MemberNotJoined { .. } | Error::GroupNotCreated { .. }) => {
+                    self.session.take_dropped(&group);
+                }
+                Err(e) => tracing::warn!(
+                    backend = self.backend.name(),
+                    group = %group,
+                    error = %e,
+                    "cannot yet leave a group whose membership was lost here; will retry"
+                ),
+            }
+        }
+    }
+
     /// One heartbeat: renew, then fire the loss signal of whatever the backend reports lost.
+    /// Bounded by the membership timeout as well: a renewal that arrives later than that has
+    /// renewed nothing.
     pub(crate) async fn beat(&self) -> Result<BeatReport> {
+        self.check_started()?;
         let held = self.session.held();
-        let sent = crate::clock::now();
-        let result = self.call("heartbeat", self.backend.heartbeat(&held)).await;
+        let sent = clock::now();
+        let timeout = self.hand_back_timeout();
+        let result = bounded("heartbeat", timeout, self.backend.heartbeat(&held)).await;
         match &result {
             Ok(report) => {
                 if report.session_restarted {
@@ -616,7 +762,8 @@ impl Inner {
                          everything held before is reported lost"
                     );
                 }
-                self.session.renewed(sent, report);
+                self.session.renewed(sent, &held, report);
+                self.leave_dropped().await;
             }
             Err(e) => tracing::warn!(
                 backend = self.backend.name(),

@@ -21,11 +21,11 @@ impl Leadership {
         group: GroupId,
         owner: OwnerToken,
         token: FencingToken,
-        lost: tokio_util::sync::CancellationToken,
+        signal: std::sync::Arc<crate::session::Signal>,
     ) -> Self {
         Self {
             group,
-            grant: Grant::new(coord, owner, token, lost),
+            grant: Grant::new(coord, owner, token, signal),
         }
     }
 
@@ -56,7 +56,7 @@ impl Leadership {
     pub async fn resign(mut self) -> Result<()> {
         let was_held = self.grant.finish();
         let inner = &self.grant.coord.inner;
-        inner.session.remove_leadership(self.grant.owner);
+        inner.session.remove(self.grant.owner);
         let elections = inner.elections("resign")?;
         let resigned = inner
             .call("resign", elections.resign(&self.group, self.grant.owner))
@@ -67,11 +67,7 @@ impl Leadership {
 
 impl Drop for Leadership {
     fn drop(&mut self) {
-        self.grant
-            .coord
-            .inner
-            .session
-            .remove_leadership(self.grant.owner);
+        self.grant.coord.inner.session.remove(self.grant.owner);
         let group = self.group.clone();
         self.grant.drop_with(|coord, owner| async move {
             let inner = &coord.inner;

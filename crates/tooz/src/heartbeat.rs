@@ -1,10 +1,16 @@
 //! The background task every coordinator runs: it heartbeats (unless heartbeats are manual)
-//! and fires every loss signal the moment the local lease runs out.
+//! and fires every loss signal the moment its local lease runs out.
+//!
+//! The deadline is watched *while* a beat is in flight: a beat stuck on a dead connection
+//! (a partition drops every byte and no error comes back until a socket timeout) must not
+//! delay a loss signal by a single millisecond past the local deadline.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
@@ -14,57 +20,62 @@ use crate::session::Session;
 /// When heartbeats fail, try again this often (bounded by the normal interval).
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
+type Beat = Pin<Box<dyn Future<Output = bool> + Send>>;
+
 /// Runs until `stop` fires or the coordinator is dropped. Holds only a weak reference to the
-/// coordinator, so an abandoned coordinator is not kept alive by its own heartbeat.
+/// coordinator between beats, so an abandoned coordinator is not kept alive by its own
+/// heartbeat.
 pub(crate) async fn run(
     inner: Weak<Inner>,
     session: Arc<Session>,
     stop: CancellationToken,
     interval: Option<Duration>,
 ) {
-    let mut next_beat = interval.map(|i| Instant::now() + i);
+    let mut next_beat = interval.map(clock::instant_after);
+    let mut in_flight: Option<Beat> = None;
     loop {
-        // The deadline is in boot time; nap towards it so a resume from suspend is noticed.
-        let left = session.deadline().map(|d| d.saturating_sub(clock::now()));
+        // Deadlines are in boot time; nap towards them so a resume from suspend is noticed.
+        let left = session
+            .next_deadline()
+            .map(|d| d.saturating_sub(clock::now()));
+        let beat_due = in_flight.is_none() && next_beat.is_some();
         tokio::select! {
+            biased;
             () = stop.cancelled() => return,
-            () = session.deadline_moved() => {}
-            () = sleep_until(next_beat.unwrap_or_else(far_future)), if next_beat.is_some() => {
+            () = sleep(left.unwrap_or_default().min(clock::MAX_NAP)), if left.is_some() => {
                 let Some(inner) = inner.upgrade() else { return };
-                // A heartbeat stuck on a dead connection must not hold back the deadline.
-                let beat = tokio::time::timeout(left.unwrap_or(FOREVER), inner.beat());
-                let ok = match beat.await {
-                    Ok(result) => result.is_ok(),
-                    Err(_) => {
-                        expire(&inner, &session);
-                        false
-                    }
-                };
+                report_expiry(&inner, &session);
+            }
+            () = session.deadline_moved() => {}
+            ok = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
                 let every = interval.unwrap_or(RETRY_INTERVAL);
                 let wait = if ok { every } else { every.min(RETRY_INTERVAL) };
-                next_beat = Some(Instant::now() + wait);
+                next_beat = Some(clock::instant_after(wait));
             }
-            () = sleep(left.unwrap_or(FOREVER).min(clock::MAX_NAP)), if left.is_some() => {
-                if session.deadline().is_some_and(|d| d <= clock::now()) {
-                    let Some(inner) = inner.upgrade() else { return };
-                    expire(&inner, &session);
-                }
+            () = sleep_until(next_beat.unwrap_or_else(|| clock::instant_after(Duration::MAX))), if beat_due => {
+                let Some(inner) = inner.upgrade() else { return };
+                in_flight = Some(Box::pin(async move { inner.beat().await.is_ok() }));
             }
         }
     }
 }
 
-fn expire(inner: &Inner, session: &Session) {
-    tracing::warn!(
-        backend = inner.backend.name(),
-        member = %inner.member,
-        "local lease ran out before a heartbeat renewed it: what depended on it is reported lost"
-    );
-    session.expire();
-}
-
-const FOREVER: Duration = Duration::from_secs(86_400 * 365);
-
-fn far_future() -> Instant {
-    Instant::now() + FOREVER
+fn report_expiry(inner: &Inner, session: &Session) {
+    let expired = session.expire_due(clock::now());
+    if expired.session {
+        tracing::warn!(
+            backend = inner.backend.name(),
+            member = %inner.member,
+            "local lease ran out before a heartbeat renewed it: memberships are reported lost"
+        );
+    }
+    if expired.grants > 0 {
+        tracing::warn!(
+            backend = inner.backend.name(),
+            member = %inner.member,
+            grants = expired.grants,
+            "locks or leaderships were not renewed in time: they are reported lost"
+        );
+    }
 }

@@ -107,6 +107,7 @@ mod lock;
 mod membership;
 pub mod options;
 mod partitioner;
+mod run_to_end;
 mod scheme;
 mod session;
 mod wait;

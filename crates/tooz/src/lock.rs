@@ -2,16 +2,18 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::backend::{LockMode, LockRequest, OwnerToken, Topic};
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, Inner};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
-use crate::wait;
+use crate::run_to_end::{RunToEnd, boxed};
+use crate::session::{Kind, Signal};
+use crate::{clock, wait};
 
 /// A number handed out with every grant of a lock (or of a group's leadership), strictly
 /// increasing per lock name across every holder. Pass it to the resource the lock protects and
@@ -82,7 +84,8 @@ impl Lock {
 
     /// Waits at most `wait`; [`Error::OperationTimedOut`] if the lock is still held elsewhere.
     pub async fn acquire_timeout(&self, wait: Duration) -> Result<LockGuard> {
-        let guard = self.acquire_until(Some(Instant::now() + wait)).await?;
+        // A wait too long to represent is a wait without end.
+        let guard = self.acquire_until(Instant::now().checked_add(wait)).await?;
         guard.ok_or_else(|| Error::OperationTimedOut {
             operation: format!("acquiring lock '{}'", self.name),
             after: wait,
@@ -99,22 +102,79 @@ impl Lock {
             });
         }
         let owner = OwnerToken::generate();
-        let request = LockRequest {
-            name: &self.name,
-            mode: self.mode,
-            owner,
+        let attempt = || {
+            let sent = clock::now();
+            let (name, mode) = (self.name.clone(), self.mode);
+            let take = try_acquire(Arc::clone(inner), name.clone(), mode, owner);
+            let release = release_quietly(Arc::clone(inner), name, owner);
+            let call = RunToEnd::new(take, {
+                let release = release.clone();
+                move |taken| {
+                    boxed(async move {
+                        if taken.is_some() {
+                            release.run().await;
+                        }
+                    })
+                }
+            })
+            .undo_on_doubt(move || boxed(async move { release.run().await }));
+            let call = inner.call("acquire lock", call);
+            async move { Ok(call.await?.map(|token| (token, sent))) }
         };
-        let attempt = || inner.call("acquire lock", inner.backend.try_acquire(request));
         let topic = Topic::Lock(&self.name);
-        let Some(token) = wait::retry(inner, topic, deadline, attempt).await? else {
+        let Some((token, sent)) = wait::retry(inner, topic, deadline, attempt).await? else {
             return Ok(None);
         };
-        let lost = inner.session.add_lock(owner, self.name.clone());
-        let grant = Grant::new(self.coord.clone(), owner, token, lost);
+        let kind = Kind::Lock(self.name.clone());
+        let Some(signal) = inner.session.register(owner, kind, sent) else {
+            // The coordinator stopped while we were being granted the lock.
+            release_quietly(Arc::clone(inner), self.name.clone(), owner)
+                .run()
+                .await;
+            return Err(Error::Stopped);
+        };
+        let grant = Grant::new(self.coord.clone(), owner, token, signal);
         Ok(Some(LockGuard {
             name: self.name.clone(),
             grant,
         }))
+    }
+}
+
+async fn try_acquire(
+    inner: Arc<Inner>,
+    name: LockName,
+    mode: LockMode,
+    owner: OwnerToken,
+) -> Result<Option<FencingToken>> {
+    let request = LockRequest {
+        name: &name,
+        mode,
+        owner,
+    };
+    inner.backend.try_acquire(request).await
+}
+
+/// Releases a grant nobody holds a handle to (best effort: it expires on the backend anyway).
+#[derive(Clone)]
+struct ReleaseQuietly {
+    inner: Arc<Inner>,
+    name: LockName,
+    owner: OwnerToken,
+}
+
+fn release_quietly(inner: Arc<Inner>, name: LockName, owner: OwnerToken) -> ReleaseQuietly {
+    ReleaseQuietly { inner, name, owner }
+}
+
+impl ReleaseQuietly {
+    async fn run(self) {
+        let timeout = self.inner.hand_back_timeout();
+        let release = self.inner.backend.release(&self.name, self.owner);
+        if let Err(e) = crate::coordinator::bounded("release", timeout, release).await {
+            tracing::warn!(lock = %self.name, error = %e,
+                "cannot hand back a lock taken for a caller that went away; it expires on the backend");
+        }
     }
 }
 
@@ -124,7 +184,7 @@ pub(crate) struct Grant {
     pub(crate) coord: Coordinator,
     pub(crate) owner: OwnerToken,
     pub(crate) token: FencingToken,
-    pub(crate) lost: CancellationToken,
+    pub(crate) signal: Arc<Signal>,
     runtime: Option<tokio::runtime::Handle>,
     finished: bool,
 }
@@ -134,26 +194,24 @@ impl Grant {
         coord: Coordinator,
         owner: OwnerToken,
         token: FencingToken,
-        lost: CancellationToken,
+        signal: Arc<Signal>,
     ) -> Self {
         Self {
             coord,
             owner,
             token,
-            lost,
+            signal,
             runtime: tokio::runtime::Handle::try_current().ok(),
             finished: false,
         }
     }
 
     pub(crate) fn is_held(&self) -> bool {
-        !self.lost.is_cancelled()
-            && self.coord.is_started()
-            && self.coord.inner.session.grants_live()
+        self.signal.is_live() && self.coord.is_started()
     }
 
     pub(crate) fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.lost.clone().cancelled_owned()
+        self.signal.lost().clone().cancelled_owned()
     }
 
     /// Marks the grant handed back: the loss signal fires (it is no longer held) and drop
@@ -161,7 +219,7 @@ impl Grant {
     pub(crate) fn finish(&mut self) -> bool {
         let was_held = self.is_held();
         self.finished = true;
-        self.lost.cancel();
+        self.signal.lost().cancel();
         was_held
     }
 
@@ -184,7 +242,7 @@ impl Grant {
             return;
         }
         self.finished = true;
-        self.lost.cancel();
+        self.signal.lost().cancel();
         if !self.coord.is_started() {
             return;
         }
@@ -229,7 +287,7 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<()> {
         let was_held = self.grant.finish();
         let inner = &self.grant.coord.inner;
-        inner.session.remove_lock(self.grant.owner);
+        inner.session.remove(self.grant.owner);
         let released = inner
             .call(
                 "release lock",
@@ -242,7 +300,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.grant.coord.inner.session.remove_lock(self.grant.owner);
+        self.grant.coord.inner.session.remove(self.grant.owner);
         let name = self.name.clone();
         self.grant.drop_with(|coord, owner| async move {
             let inner = &coord.inner;

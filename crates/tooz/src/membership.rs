@@ -3,23 +3,28 @@
 use std::fmt;
 use std::future::Future;
 
-use tokio_util::sync::CancellationToken;
+use std::sync::Arc;
 
 use crate::Coordinator;
 use crate::error::Result;
 use crate::ids::GroupId;
+use crate::session::Signal;
 
 /// Being a member of a group. Unlike a lock guard, dropping it does not leave the group
 /// (tooz's memberships last until `leave_group` or `stop`); it only gives up watching.
 pub struct Membership {
     coord: Coordinator,
     group: GroupId,
-    lost: CancellationToken,
+    signal: Arc<Signal>,
 }
 
 impl Membership {
-    pub(crate) fn new(coord: Coordinator, group: GroupId, lost: CancellationToken) -> Self {
-        Self { coord, group, lost }
+    pub(crate) fn new(coord: Coordinator, group: GroupId, signal: Arc<Signal>) -> Self {
+        Self {
+            coord,
+            group,
+            signal,
+        }
     }
 
     /// The group joined.
@@ -29,13 +34,13 @@ impl Membership {
 
     /// Whether we are still a member, as far as we can know without asking the backend.
     pub fn is_active(&self) -> bool {
-        !self.lost.is_cancelled() && self.coord.is_live()
+        self.signal.is_live() && self.coord.is_live()
     }
 
     /// Resolves when the membership ends: the member timed out (heartbeats did not reach the
     /// backend in time), was removed by someone else, left, or the coordinator stopped.
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.lost.clone().cancelled_owned()
+        self.signal.lost().clone().cancelled_owned()
     }
 
     /// Leaves the group.

@@ -1,64 +1,149 @@
-//! The coordinator's side of liveness: a local lease that runs out before the backend's, the
+//! The coordinator's side of liveness: local leases that run out before the backend's, the
 //! registry of everything held, and the loss signals that fire when any of it is lost.
 //!
-//! Every lock guard, membership and leadership owns a child of the current session
-//! generation's token. Losing the session (the local deadline passes, or the backend reports
-//! that its session restarted) cancels the generation, firing every signal at once, and starts
-//! a new one for what is taken afterwards.
+//! Two kinds of lease run here, both counted on the boot-time clock from when the renewing
+//! request was *sent* (so that a slow reply never stretches them):
+//!
+//! * the **session lease** covers memberships: the backend keeps a member alive for its
+//!   membership timeout after the last heartbeat that reached it;
+//! * every **lock and leadership has its own lease**, from the send time of the request that
+//!   took it, extended only by a heartbeat that included that very grant. A session-wide
+//!   deadline would be wrong for grants: a heartbeat sent before a slow acquire returned does
+//!   not renew it, yet would have moved the deadline.
+//!
+//! Each lease is 90% of the backend's timeout, so we call a grant lost before the backend can
+//! hand it to anyone else. Losses are matched by the grant's owner token, never by name.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-
-use crate::clock;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BeatReport, Held, OwnerToken};
+use crate::clock;
 use crate::ids::{GroupId, LockName};
 
-/// The share of the backend's timeout we trust locally: we call ourselves dead at 90% of it,
-/// measured from when the renewing request was *sent*, so we give up before the server does.
-const LOCAL_LEASE_NUMERATOR: u32 = 9;
-const LOCAL_LEASE_DENOMINATOR: u32 = 10;
+/// The share of the backend's timeout we trust locally.
+const LOCAL_LEASE_PERCENT: u32 = 90;
+
+/// Our local lease for a backend timeout: 90% of it, without overflow for any duration.
+pub(crate) fn local_lease(timeout: Duration) -> Duration {
+    // Nanosecond-exact, and no multiplication that could overflow.
+    let whole = timeout / 100 * LOCAL_LEASE_PERCENT;
+    let rest = timeout.saturating_sub(timeout / 100 * 100);
+    whole + rest * LOCAL_LEASE_PERCENT / 100
+}
+
+/// The loss signal of one grant (lock, leadership or membership), shared with its handle.
+#[derive(Debug)]
+pub(crate) struct Signal {
+    lost: CancellationToken,
+    /// Until when (boot-time nanoseconds) the grant's own lease runs; `u64::MAX` when it does
+    /// not depend on heartbeats (memberships follow the session lease instead).
+    deadline: AtomicU64,
+}
+
+impl Signal {
+    fn new(deadline: Option<Duration>) -> Arc<Self> {
+        Arc::new(Self {
+            lost: CancellationToken::new(),
+            deadline: AtomicU64::new(deadline.map_or(u64::MAX, nanos)),
+        })
+    }
+
+    /// Not lost, and its own lease (if any) still runs.
+    pub(crate) fn is_live(&self) -> bool {
+        !self.lost.is_cancelled() && nanos(clock::now()) < self.deadline.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn lost(&self) -> &CancellationToken {
+        &self.lost
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        match self.deadline.load(Ordering::Acquire) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn extend(&self, until: Duration) {
+        self.deadline.fetch_max(nanos(until), Ordering::AcqRel);
+    }
+}
+
+fn nanos(boot_time: Duration) -> u64 {
+    u64::try_from(boot_time.as_nanos()).unwrap_or(u64::MAX - 1)
+}
+
+/// What a registered grant is.
+#[derive(Debug, Clone)]
+pub(crate) enum Kind {
+    Lock(LockName),
+    Leadership(GroupId),
+    Membership(GroupId),
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: Kind,
+    signal: Arc<Signal>,
+}
 
 #[derive(Debug)]
 pub(crate) struct Session {
-    local_lease: Duration,
-    /// Locks and leaderships do not depend on the lease (see
-    /// [`crate::backend::Backend::locks_outlive_heartbeats`]).
-    grants_outlive_lease: bool,
+    membership_lease: Duration,
+    /// `None`: locks and leaderships do not depend on heartbeats (see
+    /// [`crate::backend::Backend::grant_timeout`]).
+    grant_lease: Option<Duration>,
     state: Mutex<State>,
-    /// Wakes the heartbeat task when the deadline moves (a permit is kept if it is busy).
+    /// Wakes the heartbeat task when a deadline moves (a permit is kept if it is busy).
     deadline_moved: Notify,
 }
 
 #[derive(Debug)]
 struct State {
-    /// Until when (boot time, see [`crate::clock`]) we vouch for the backend session; `None`
-    /// once it is lost, until renewed.
+    /// After stop: nothing more may be registered (a late grant is handed back instead).
+    closed: bool,
+    /// Until when (boot time) we vouch for the backend session, and so for memberships;
+    /// `None` once it ran out, until renewed.
     deadline: Option<Duration>,
-    generation: CancellationToken,
-    locks: HashMap<OwnerToken, (LockName, CancellationToken)>,
-    memberships: HashMap<GroupId, CancellationToken>,
-    leaderships: HashMap<OwnerToken, (GroupId, CancellationToken)>,
+    grants: HashMap<OwnerToken, Entry>,
+    /// Groups whose membership we gave up locally (the lease ran out, the backend restarted
+    /// our session) while the backend may still list us: left on the backend at the next
+    /// chance, so that nobody sees a member that believes it is gone.
+    dropped: BTreeSet<GroupId>,
+}
+
+/// What a deadline check found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expired {
+    /// The session lease ran out (every membership is lost).
+    pub(crate) session: bool,
+    /// Locks and leaderships whose own lease ran out.
+    pub(crate) grants: usize,
 }
 
 impl Session {
-    /// A session whose backend keeps it for `timeout` without a heartbeat, renewed by a
-    /// request sent at `started`.
-    pub(crate) fn new(timeout: Duration, started: Duration, grants_outlive_lease: bool) -> Self {
-        let local_lease = timeout * LOCAL_LEASE_NUMERATOR / LOCAL_LEASE_DENOMINATOR;
+    /// A session whose backend keeps members for `membership_timeout` (and grants for
+    /// `grant_timeout`) without a heartbeat, renewed by a request sent at `sent`.
+    pub(crate) fn new(
+        membership_timeout: Duration,
+        grant_timeout: Option<Duration>,
+        sent: Duration,
+    ) -> Self {
+        let membership_lease = local_lease(membership_timeout);
         Self {
-            local_lease,
-            grants_outlive_lease,
+            membership_lease,
+            grant_lease: grant_timeout.map(local_lease),
             state: Mutex::new(State {
-                deadline: Some(started + local_lease),
-                generation: CancellationToken::new(),
-                locks: HashMap::new(),
-                memberships: HashMap::new(),
-                leaderships: HashMap::new(),
+                closed: false,
+                deadline: Some(sent.saturating_add(membership_lease)),
+                grants: HashMap::new(),
+                dropped: BTreeSet::new(),
             }),
             deadline_moved: Notify::new(),
         }
@@ -68,139 +153,191 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the local lease still runs.
+    /// Whether the session lease still runs.
     pub(crate) fn is_live(&self) -> bool {
         self.state().deadline.is_some_and(|d| clock::now() < d)
     }
 
-    /// When the local lease runs out, if it still runs.
-    pub(crate) fn deadline(&self) -> Option<Duration> {
-        self.state().deadline
+    /// The earliest deadline still running: the session's or a grant's.
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
+        let state = self.state();
+        let grants = state.grants.values().filter_map(|e| e.signal.deadline());
+        grants.chain(state.deadline).min()
     }
 
-    /// Resolves when the deadline may have moved.
+    /// Resolves when a deadline may have moved.
     pub(crate) async fn deadline_moved(&self) {
         self.deadline_moved.notified().await;
     }
 
-    /// A heartbeat sent at `sent` succeeded.
-    pub(crate) fn renewed(&self, sent: Duration, report: &BeatReport) {
-        if report.session_restarted {
-            self.lose_everything();
-        }
+    /// Fires the signal of everything whose lease ran out by `now`.
+    pub(crate) fn expire_due(&self, now: Duration) -> Expired {
         let mut state = self.state();
-        let deadline = sent + self.local_lease;
-        state.deadline = Some(state.deadline.map_or(deadline, |d| d.max(deadline)));
-        for owner in &report.lost_locks {
-            if let Some((_, token)) = state.locks.remove(owner) {
-                token.cancel();
+        let mut expired = Expired::default();
+        if state.deadline.is_some_and(|d| d <= now) {
+            state.deadline = None;
+            expired.session = true;
+            let memberships: Vec<OwnerToken> = state
+                .grants
+                .iter()
+                .filter(|(_, e)| matches!(e.kind, Kind::Membership(_)))
+                .map(|(owner, _)| *owner)
+                .collect();
+            for owner in memberships {
+                state.lose(owner, true);
             }
         }
-        for group in &report.lost_memberships {
-            if let Some(token) = state.memberships.remove(group) {
-                token.cancel();
-            }
-        }
-        let lost_leaderships: Vec<OwnerToken> = state
-            .leaderships
+        let due: Vec<OwnerToken> = state
+            .grants
             .iter()
-            .filter(|(_, (group, _))| report.lost_leaderships.contains(group))
+            .filter(|(_, e)| e.signal.deadline().is_some_and(|d| d <= now))
             .map(|(owner, _)| *owner)
             .collect();
-        for owner in lost_leaderships {
-            if let Some((_, token)) = state.leaderships.remove(&owner) {
-                token.cancel();
+        expired.grants = due.len();
+        for owner in due {
+            state.lose(owner, false);
+        }
+        expired
+    }
+
+    /// A heartbeat sent at `sent`, carrying `held`, succeeded with `report`.
+    pub(crate) fn renewed(&self, sent: Duration, held: &Held, report: &BeatReport) {
+        let mut state = self.state();
+        let until = sent.saturating_add(self.membership_lease);
+        state.deadline = Some(state.deadline.map_or(until, |d| d.max(until)));
+        if report.session_restarted {
+            // Nothing the heartbeat carried survived; what was taken since belongs to the new
+            // session and stands.
+            let all = held.locks.iter().map(|(_, o)| *o);
+            let all = all.chain(held.leaderships.iter().map(|(_, o)| *o));
+            for owner in all.chain(held.memberships.iter().map(|(_, o)| *o)) {
+                state.lose(owner, true);
+            }
+        } else {
+            for owner in report.lost_locks.iter().chain(&report.lost_leaderships) {
+                state.lose(*owner, false);
+            }
+            for owner in &report.lost_memberships {
+                state.lose(*owner, false);
+            }
+            if let Some(lease) = self.grant_lease {
+                let until = sent.saturating_add(lease);
+                let locks = held.locks.iter().map(|(_, owner)| owner);
+                let renewed = locks.chain(held.leaderships.iter().map(|(_, owner)| owner));
+                for owner in renewed {
+                    if let Some(entry) = state.grants.get(owner) {
+                        entry.signal.extend(until);
+                    }
+                }
             }
         }
         drop(state);
         self.deadline_moved.notify_one();
     }
 
-    /// Fires every loss signal and forgets everything held; later grants start a new
-    /// generation. Called when the lease runs out, when the backend restarted our session,
-    /// and on stop.
+    /// Fires every loss signal and forgets everything held (the coordinator stopped or was
+    /// dropped).
     pub(crate) fn lose_everything(&self) {
         let mut state = self.state();
-        state.deadline = state.deadline.filter(|d| clock::now() < *d);
-        let old = std::mem::replace(&mut state.generation, CancellationToken::new());
-        state.locks.clear();
-        state.memberships.clear();
-        state.leaderships.clear();
-        drop(state);
-        old.cancel();
-    }
-
-    /// The local lease ran out unrenewed: everything that depends on it is lost.
-    pub(crate) fn expire(&self) {
-        let mut state = self.state();
-        state.deadline = None;
-        if self.grants_outlive_lease {
-            for (_, token) in state.memberships.drain() {
-                token.cancel();
-            }
-        } else {
-            drop(state);
-            self.lose_everything();
+        for (_, entry) in state.grants.drain() {
+            entry.signal.lost.cancel();
         }
+        state.dropped.clear();
     }
 
-    /// Whether a lock or leadership held now still stands as far as the lease is concerned.
-    pub(crate) fn grants_live(&self) -> bool {
-        self.grants_outlive_lease || self.is_live()
+    /// Refuses every later registration and returns what is held, to hand back.
+    pub(crate) fn close(&self) -> Held {
+        self.state().closed = true;
+        self.held()
     }
 
     /// What to renew or check in the next heartbeat.
     pub(crate) fn held(&self) -> Held {
         let state = self.state();
-        Held {
-            locks: state
-                .locks
-                .iter()
-                .map(|(owner, (name, _))| (name.clone(), *owner))
-                .collect(),
-            memberships: state.memberships.keys().cloned().collect(),
-            leaderships: state
-                .leaderships
-                .iter()
-                .map(|(owner, (group, _))| (group.clone(), *owner))
-                .collect(),
+        let mut held = Held::default();
+        for (owner, entry) in &state.grants {
+            match &entry.kind {
+                Kind::Lock(name) => held.locks.push((name.clone(), *owner)),
+                Kind::Leadership(group) => held.leaderships.push((group.clone(), *owner)),
+                Kind::Membership(group) => held.memberships.push((group.clone(), *owner)),
+            }
         }
+        held
     }
 
-    pub(crate) fn add_lock(&self, owner: OwnerToken, name: LockName) -> CancellationToken {
+    /// Registers a grant taken by a request sent at `sent`; `None` after stop, when the
+    /// caller must hand it back instead.
+    pub(crate) fn register(
+        &self,
+        owner: OwnerToken,
+        kind: Kind,
+        sent: Duration,
+    ) -> Option<Arc<Signal>> {
         let mut state = self.state();
-        let token = state.generation.child_token();
-        state.locks.insert(owner, (name, token.clone()));
-        token
-    }
-
-    pub(crate) fn remove_lock(&self, owner: OwnerToken) {
-        self.state().locks.remove(&owner);
-    }
-
-    pub(crate) fn add_leadership(&self, owner: OwnerToken, group: GroupId) -> CancellationToken {
-        let mut state = self.state();
-        let token = state.generation.child_token();
-        state.leaderships.insert(owner, (group, token.clone()));
-        token
-    }
-
-    pub(crate) fn remove_leadership(&self, owner: OwnerToken) {
-        self.state().leaderships.remove(&owner);
-    }
-
-    pub(crate) fn add_membership(&self, group: GroupId) -> CancellationToken {
-        let mut state = self.state();
-        let token = state.generation.child_token();
-        if let Some(old) = state.memberships.insert(group, token.clone()) {
-            old.cancel();
+        if state.closed {
+            return None;
         }
-        token
+        let deadline = match &kind {
+            Kind::Membership(group) => {
+                state.dropped.remove(group);
+                None
+            }
+            Kind::Lock(_) | Kind::Leadership(_) => {
+                self.grant_lease.map(|lease| sent.saturating_add(lease))
+            }
+        };
+        let signal = Signal::new(deadline);
+        let entry = Entry {
+            kind,
+            signal: Arc::clone(&signal),
+        };
+        state.grants.insert(owner, entry);
+        drop(state);
+        self.deadline_moved.notify_one();
+        Some(signal)
     }
 
+    /// Forgets a grant handed back (released, resigned); its signal is the handle's to fire.
+    pub(crate) fn remove(&self, owner: OwnerToken) {
+        self.state().grants.remove(&owner);
+    }
+
+    /// Forgets this coordinator's membership of `group` (it left), firing its signal.
     pub(crate) fn remove_membership(&self, group: &GroupId) {
-        if let Some(token) = self.state().memberships.remove(group) {
-            token.cancel();
+        let mut state = self.state();
+        state.dropped.remove(group);
+        let owners: Vec<OwnerToken> = state
+            .grants
+            .iter()
+            .filter(|(_, e)| matches!(&e.kind, Kind::Membership(g) if g == group))
+            .map(|(owner, _)| *owner)
+            .collect();
+        for owner in owners {
+            state.lose(owner, false);
+        }
+    }
+
+    /// Memberships given up locally that the backend may still list.
+    pub(crate) fn dropped(&self) -> Vec<GroupId> {
+        self.state().dropped.iter().cloned().collect()
+    }
+
+    /// Takes `group` off the dropped list; whether it was on it.
+    pub(crate) fn take_dropped(&self, group: &GroupId) -> bool {
+        self.state().dropped.remove(group)
+    }
+}
+
+impl State {
+    /// Fires a grant's loss signal and forgets it; a membership given up on our side alone is
+    /// remembered for leaving on the backend.
+    fn lose(&mut self, owner: OwnerToken, still_listed: bool) {
+        let Some(entry) = self.grants.remove(&owner) else {
+            return;
+        };
+        entry.signal.lost.cancel();
+        if let (Kind::Membership(group), true) = (entry.kind, still_listed) {
+            self.dropped.insert(group);
         }
     }
 }
@@ -209,26 +346,158 @@ impl Session {
 mod tests {
     use super::*;
 
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
     #[test]
-    fn the_lease_runs_on_boot_time_and_ends_before_the_servers() {
-        let timeout = Duration::from_secs(10);
-        assert!(Session::new(timeout, clock::now(), false).is_live());
-        // A renewal sent 9.5 s ago (or before a suspend of that long): the server still has
-        // half a second, but we already stopped vouching at 90%.
-        let old = clock::now().saturating_sub(Duration::from_millis(9_500));
-        assert!(!Session::new(timeout, old, false).is_live());
+    fn the_lease_is_ninety_percent_for_every_duration() {
+        assert_eq!(local_lease(TIMEOUT), Duration::from_secs(9));
+        assert_eq!(
+            local_lease(Duration::from_millis(2)),
+            Duration::from_micros(1800)
+        );
+        assert!(local_lease(Duration::MAX) < Duration::MAX);
+        assert_eq!(local_lease(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
-    fn expiry_keeps_kernel_held_grants_but_not_memberships() {
-        let session = Session::new(Duration::from_secs(10), clock::now(), true);
-        let lock = session.add_lock(OwnerToken::generate(), "l".into());
-        let membership = session.add_membership("g".into());
-        session.expire();
-        assert!(membership.is_cancelled());
-        assert!(!lock.is_cancelled());
-        assert!(session.grants_live());
-        session.lose_everything();
-        assert!(lock.is_cancelled());
+    fn the_lease_runs_on_boot_time_and_ends_before_the_servers() {
+        assert!(Session::new(TIMEOUT, Some(TIMEOUT), clock::now()).is_live());
+        // A renewal sent 9.5 s ago (or before a suspend of that long): the server still has
+        // half a second, but we already stopped vouching at 90%.
+        let old = clock::now().saturating_sub(Duration::from_millis(9_500));
+        assert!(!Session::new(TIMEOUT, Some(TIMEOUT), old).is_live());
+    }
+
+    #[test]
+    fn a_grant_runs_from_its_own_request_not_from_an_older_heartbeat() {
+        let now = clock::now();
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), now);
+        // A grant whose request went out 9.5 s ago (a slow acquire): the session was renewed
+        // just now, but that renewal did not carry the grant.
+        let owner = OwnerToken::generate();
+        let sent = now.saturating_sub(Duration::from_millis(9_500));
+        let signal = session
+            .register(owner, Kind::Lock("l".into()), sent)
+            .unwrap();
+        assert!(!signal.is_live(), "its own lease ran out");
+        assert_eq!(session.next_deadline(), Some(sent + Duration::from_secs(9)));
+        let expired = session.expire_due(clock::now());
+        assert_eq!(
+            expired,
+            Expired {
+                session: false,
+                grants: 1
+            }
+        );
+        assert!(signal.lost().is_cancelled());
+    }
+
+    #[test]
+    fn only_a_heartbeat_that_carried_the_grant_extends_it() {
+        let start = clock::now();
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), start);
+        let carried = OwnerToken::generate();
+        let late = OwnerToken::generate();
+        let a = session
+            .register(carried, Kind::Lock("a".into()), start)
+            .unwrap();
+        let held = session.held();
+        let b = session
+            .register(late, Kind::Lock("b".into()), start)
+            .unwrap();
+        let beat = start + Duration::from_secs(5);
+        session.renewed(beat, &held, &BeatReport::default());
+        assert_eq!(a.deadline(), Some(beat + Duration::from_secs(9)));
+        assert_eq!(b.deadline(), Some(start + Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn losses_match_owner_tokens_so_a_rejoin_survives_an_old_report() {
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), clock::now());
+        let first = OwnerToken::generate();
+        let old = session
+            .register(first, Kind::Membership("g".into()), clock::now())
+            .unwrap();
+        let held = session.held();
+        session.remove_membership(&"g".into());
+        let second = OwnerToken::generate();
+        let new = session
+            .register(second, Kind::Membership("g".into()), clock::now())
+            .unwrap();
+        let report = BeatReport {
+            lost_memberships: vec![first],
+            ..BeatReport::default()
+        };
+        session.renewed(clock::now(), &held, &report);
+        assert!(old.lost().is_cancelled());
+        assert!(!new.lost().is_cancelled());
+        assert_eq!(session.held().memberships, vec![("g".into(), second)]);
+    }
+
+    #[test]
+    fn an_expired_session_drops_memberships_for_leaving_later() {
+        let long_ago = clock::now().saturating_sub(Duration::from_secs(60));
+        let session = Session::new(TIMEOUT, None, long_ago);
+        let lock = session
+            .register(OwnerToken::generate(), Kind::Lock("l".into()), long_ago)
+            .unwrap();
+        let membership = session
+            .register(
+                OwnerToken::generate(),
+                Kind::Membership("g".into()),
+                long_ago,
+            )
+            .unwrap();
+        let expired = session.expire_due(clock::now());
+        assert_eq!(
+            expired,
+            Expired {
+                session: true,
+                grants: 0
+            }
+        );
+        assert!(membership.lost().is_cancelled());
+        assert!(lock.is_live(), "kernel-held locks outlive the lease");
+        assert_eq!(session.dropped(), vec![GroupId::from("g")]);
+        assert!(session.take_dropped(&"g".into()));
+        assert!(session.dropped().is_empty());
+    }
+
+    #[test]
+    fn a_restarted_session_loses_what_the_heartbeat_carried_only() {
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), clock::now());
+        let old = session
+            .register(OwnerToken::generate(), Kind::Lock("a".into()), clock::now())
+            .unwrap();
+        let held = session.held();
+        let new = session
+            .register(OwnerToken::generate(), Kind::Lock("b".into()), clock::now())
+            .unwrap();
+        let report = BeatReport {
+            session_restarted: true,
+            ..BeatReport::default()
+        };
+        session.renewed(clock::now(), &held, &report);
+        assert!(old.lost().is_cancelled());
+        assert!(new.is_live());
+    }
+
+    #[test]
+    fn nothing_registers_after_close() {
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), clock::now());
+        let owner = OwnerToken::generate();
+        assert!(
+            session
+                .register(owner, Kind::Lock("a".into()), clock::now())
+                .is_some()
+        );
+        let held = session.close();
+        assert_eq!(held.locks.len(), 1);
+        let late = OwnerToken::generate();
+        assert!(
+            session
+                .register(late, Kind::Lock("b".into()), clock::now())
+                .is_none()
+        );
     }
 }

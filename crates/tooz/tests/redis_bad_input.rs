@@ -63,14 +63,21 @@ async fn a_server_that_is_not_redis_is_an_error_in_bounded_time() {
         }
     });
     let started = Instant::now();
-    let url = format!("redis://127.0.0.1:{port}?timeout=2");
+    let url = format!("redis://user:canary-s3cret@127.0.0.1:{port}?timeout=2");
     let err = Coordinator::connect(&url, "m").await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
-    assert!(!err.to_string().is_empty(), "{err:?}");
+    let shown = format!("{err} / {err:?}");
+    println!("a web server where Redis was expected: {err}");
+    assert!(
+        shown.contains("does not answer like a Redis server")
+            && shown.contains(&format!("127.0.0.1:{port}")),
+        "the error says what is wrong and where: {shown}"
+    );
+    assert!(!shown.contains("canary-s3cret"), "no password: {shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

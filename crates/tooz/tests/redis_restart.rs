@@ -42,6 +42,7 @@ async fn losses_are_reported_and_the_coordinator_recovers_after_a_restart() {
         .unwrap();
     let guard = coord.lock("l").acquire().await.unwrap();
     let leadership = coord.campaign("g").await.unwrap();
+    let first_tokens = (guard.token(), leadership.token());
 
     // A long outage: longer than every TTL. The local lease runs out first.
     server.kill();
@@ -77,6 +78,20 @@ async fn losses_are_reported_and_the_coordinator_recovers_after_a_restart() {
         .campaign_timeout("g", Duration::from_secs(2))
         .await
         .unwrap();
+    // The server lost its counters with everything else; fencing tokens still only grow.
+    assert!(
+        guard.token() > first_tokens.0,
+        "lock token {} after an empty restart must exceed {} from before",
+        guard.token(),
+        first_tokens.0
+    );
+    assert!(
+        leadership.token() > first_tokens.1,
+        "leadership term {} after an empty restart must exceed {} from before",
+        leadership.token(),
+        first_tokens.1
+    );
+    let second_tokens = (guard.token(), leadership.token());
 
     // A short outage that loses the server's data: the next heartbeat finds everything gone
     // and reports it, rather than pretending to hold it.
@@ -92,13 +107,21 @@ async fn losses_are_reported_and_the_coordinator_recovers_after_a_restart() {
         .await
         .expect("membership lost");
     wait_live(&coord, Duration::from_secs(10)).await;
-    coord
+    let guard = coord
         .lock("l")
         .acquire_timeout(Duration::from_secs(2))
         .await
-        .unwrap()
-        .release()
+        .unwrap();
+    assert!(
+        guard.token() > second_tokens.0,
+        "tokens grow across every restart"
+    );
+    let leadership = coord
+        .campaign_timeout("g", Duration::from_secs(2))
         .await
         .unwrap();
+    assert!(leadership.token() > second_tokens.1);
+    guard.release().await.unwrap();
+    leadership.resign().await.unwrap();
     coord.stop().await.unwrap();
 }

@@ -194,6 +194,13 @@ impl MemoryBackend {
     }
 }
 
+/// When a session renewed now expires; saturating, so that no timeout can overflow.
+fn expiry(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the maps half-updated in a way that matters
     // more than refusing every later call would.
@@ -223,7 +230,7 @@ impl Backend for MemoryBackend {
         let id = self.with_state(|state, _| {
             state.next_session += 1;
             let id = state.next_session;
-            state.sessions.insert(id, Instant::now() + timeout);
+            state.sessions.insert(id, expiry(timeout));
             (id, false)
         });
         *lock(&self.session) = Some(id);
@@ -238,11 +245,11 @@ impl Backend for MemoryBackend {
                 // The lease ran out: begin a new session; nothing held survives.
                 state.next_session += 1;
                 let id = state.next_session;
-                state.sessions.insert(id, Instant::now() + timeout);
+                state.sessions.insert(id, expiry(timeout));
                 report.session_restarted = true;
                 return ((report, Some(id)), false);
             };
-            state.sessions.insert(session, Instant::now() + timeout);
+            state.sessions.insert(session, expiry(timeout));
             for (name, owner) in &held.locks {
                 let holds = state
                     .locks
@@ -252,15 +259,15 @@ impl Backend for MemoryBackend {
                     report.lost_locks.push(*owner);
                 }
             }
-            for group in &held.memberships {
+            for (group, owner) in &held.memberships {
                 let member = state.groups.get(group).and_then(|m| m.get(&self.member));
                 if member.is_none_or(|m| m.session != session) {
-                    report.lost_memberships.push(group.clone());
+                    report.lost_memberships.push(*owner);
                 }
             }
             for (group, owner) in &held.leaderships {
                 if state.leaders.get(group).is_none_or(|l| l.owner != *owner) {
-                    report.lost_leaderships.push(group.clone());
+                    report.lost_leaderships.push(*owner);
                 }
             }
             ((report, None), false)

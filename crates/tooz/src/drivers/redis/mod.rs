@@ -178,7 +178,7 @@ impl RedisBackend {
         let mut conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(redis_error)?;
+            .map_err(|e| self.handshake_error(e))?;
         let info: String = redis::cmd("INFO")
             .arg("replication")
             .query_async(&mut conn)
@@ -207,6 +207,27 @@ impl RedisBackend {
         // Anything may have changed while we were not listening.
         self.changes.notify();
         Ok(())
+    }
+
+    /// A failed first exchange: unreachable is `Connection`; a server that answers, but not
+    /// in Redis's protocol (a web server, a database on the wrong port), is said to be so.
+    fn handshake_error(&self, e: redis::RedisError) -> Error {
+        let protocol = matches!(
+            e.kind(),
+            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+        );
+        if protocol {
+            Error::Backend {
+                backend: NAME,
+                source: format!(
+                    "{} does not answer like a Redis server ({e})",
+                    self.options.url
+                )
+                .into(),
+            }
+        } else {
+            redis_error(e)
+        }
     }
 
     /// After a failed call: with sentinels, look for the (possibly new) master.
@@ -249,9 +270,11 @@ impl Backend for RedisBackend {
     }
 
     fn membership_timeout(&self) -> Duration {
-        self.options
-            .membership_timeout
-            .min(self.options.lock_timeout)
+        self.options.membership_timeout
+    }
+
+    fn grant_timeout(&self) -> Option<Duration> {
+        Some(self.options.lock_timeout)
     }
 
     async fn start(&self) -> Result<()> {
@@ -282,7 +305,7 @@ impl Backend for RedisBackend {
             invocation.key(self.keys.leader_lock(group));
             tokens.push(owner.to_hex());
         }
-        for group in &held.memberships {
+        for (group, _) in &held.memberships {
             invocation.key(self.keys.group(group));
         }
         invocation
@@ -302,20 +325,23 @@ impl Backend for RedisBackend {
             }
         };
         let mut found = found.into_iter();
-        let mut report = BeatReport::default();
+        let mut report = BeatReport {
+            session_restarted: found.next() == Some(1),
+            ..BeatReport::default()
+        };
         for (_, owner) in &held.locks {
             if found.next() != Some(1) {
                 report.lost_locks.push(*owner);
             }
         }
-        for (group, _) in &held.leaderships {
+        for (_, owner) in &held.leaderships {
             if found.next() != Some(1) {
-                report.lost_leaderships.push(group.clone());
+                report.lost_leaderships.push(*owner);
             }
         }
-        for group in &held.memberships {
+        for (_, owner) in &held.memberships {
             if found.next() != Some(1) {
-                report.lost_memberships.push(group.clone());
+                report.lost_memberships.push(*owner);
             }
         }
         Ok(report)

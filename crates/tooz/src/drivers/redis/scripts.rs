@@ -4,16 +4,35 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// The next fencing token of the counter at KEYS[2]: one more than the last, and never less
+/// than the server's clock in microseconds. A counter lost to a restart without persistence,
+/// or to a failover onto a replica that missed the last increment, would start again from 1;
+/// the clock carries the sequence on past every token handed out before, as long as the
+/// server's clock does not step back.
+const NEXT_FENCE: &str = r"
+local function next_fence(key)
+  local n = redis.call('INCR', key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if n < now then
+    n = now
+    redis.call('SET', key, string.format('%d', n))
+  end
+  return n
+end
+";
+
 /// Take a lock and, in the same round trip, its next fencing token.
 /// KEYS: lock, fence. ARGV: token, ttl ms. Returns the token, or 0 if held.
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{NEXT_FENCE}{}",
         r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
+  return next_fence(KEYS[2])
 end
-return 0",
-    )
+return 0"
+    ))
 });
 
 /// Release a grant if it is still ours (what redis-py's lock does), and announce it.
@@ -35,14 +54,15 @@ return 0",
 /// KEYS: leader lock, leader fence, leader name. ARGV: token, ttl ms, member. Returns the
 /// term, or 0.
 pub(crate) static LEAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{NEXT_FENCE}{}",
         r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[3])
-  return redis.call('INCR', KEYS[2])
+  return next_fence(KEYS[2])
 end
-return 0",
-    )
+return 0"
+    ))
 });
 
 /// Who leads: the member recorded with the current election token; '' if the holder recorded
@@ -61,21 +81,31 @@ return ''",
 });
 
 /// One heartbeat in one round trip: refresh our beat key, extend every grant still ours, and
-/// check every membership. KEYS: beat, grants..., groups.... ARGV: beat ms, grant ms, member,
-/// number of grants, their tokens.... Returns 1/0 per grant, then 1/0 per group.
+/// check every membership. A beat key that already expired is a session that ended: peers
+/// may have pruned us and taken our grants, so nothing carried survives (grants still ours are
+/// handed back) and a new session begins. KEYS: beat, grants..., groups.... ARGV: beat ms,
+/// grant ms, member, number of grants, their tokens.... Returns 1 if the session restarted
+/// (else 0), then 1/0 per grant, then 1/0 per group.
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.call('PSETEX', KEYS[1], ARGV[1], 'Not dead!')
+local restarted = 0
+if not redis.call('SET', KEYS[1], 'Not dead!', 'PX', ARGV[1], 'XX') then
+  redis.call('SET', KEYS[1], 'Not dead!', 'PX', ARGV[1])
+  restarted = 1
+end
 local grants = tonumber(ARGV[4])
-local result = {}
+local result = {restarted}
 for i = 1, grants do
   local key = KEYS[1 + i]
-  if redis.call('GET', key) == ARGV[4 + i] then
-    redis.call('PEXPIRE', key, ARGV[2])
-    result[i] = 1
+  if redis.call('GET', key) ~= ARGV[4 + i] then
+    result[#result + 1] = 0
+  elseif restarted == 1 then
+    redis.call('DEL', key)
+    result[#result + 1] = 0
   else
-    result[i] = 0
+    redis.call('PEXPIRE', key, ARGV[2])
+    result[#result + 1] = 1
   end
 end
 for j = 2 + grants, #KEYS do

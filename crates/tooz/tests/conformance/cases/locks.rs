@@ -250,17 +250,27 @@ pub async fn lock_is_lost_when_heartbeats_stop(h: Harness) {
     let b = h.member(&unique("b")).await;
     let ttl = a.membership_timeout();
     let name = unique("l");
+    let sent = Instant::now();
     let guard = a.lock(name.as_str()).acquire().await.unwrap();
     let first = guard.token();
     let lost = guard.lost();
     // Safety: for as long as the holder believes it holds the lock, nobody else gets it.
     while guard.is_held() {
         assert!(b.lock(name.as_str()).try_acquire().await.unwrap().is_none());
-        sleep(Duration::from_millis(50)).await;
+        sleep(Duration::from_millis(20)).await;
     }
     timeout(Duration::from_millis(200), lost)
         .await
         .expect("lost() fired with is_held() false");
+    // The loss comes at the local deadline (counted from the acquire's request), strictly
+    // before the backend can expire the grant: never after.
+    let lost_after = sent.elapsed();
+    let local_deadline = ttl - a.expiry_margin();
+    assert!(
+        lost_after < ttl && lost_after <= local_deadline + ttl / 20,
+        "lost {lost_after:?} after the acquire was sent; local deadline {local_deadline:?}, \
+         backend expiry {ttl:?}"
+    );
     let second = b
         .lock(name.as_str())
         .acquire_timeout(ttl * 3)
@@ -324,7 +334,9 @@ pub async fn held_lock_survives_missed_heartbeats(h: Harness) {
 /// Any name is either a lock of its own or refused with `InvalidName` — never an error of
 /// another kind, never the same lock as another name. Names without path syntax are accepted by
 /// every backend; `file://` refuses path tricks (`..`, absolute paths, NUL, components over 255
-/// bytes) because its locks are files named after the lock, as in tooz.
+/// bytes), names under its own entries (`groups/`, `tmp/`, `.driver_lock`, `.tooz-rs/`), and a
+/// name whose path is taken by a lock file or a directory of locks (`x` once `x/a` exists),
+/// because its locks are files named after the lock, as in tooz.
 pub async fn names_are_data(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let base = unique("n");
@@ -341,6 +353,12 @@ pub async fn names_are_data(h: Harness) {
         format!("/{base}").into_bytes(),
         format!("{base}\0x").into_bytes(),
         vec![b'z'; tooz::MAX_NAME_LEN],
+        format!("groups/{base}").into_bytes(),
+        format!("tmp/{base}").into_bytes(),
+        format!(".driver_lock/{base}").into_bytes(),
+        format!(".tooz-rs/leaders/{base}").into_bytes(),
+        // After `{base}/a` above: on file://, a directory of locks.
+        base.clone().into_bytes(),
     ];
     let mut guards = Vec::new();
     for name in portable.iter().chain(&path_like) {

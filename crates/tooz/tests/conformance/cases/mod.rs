@@ -1,6 +1,7 @@
 //! Every scenario, by area. Condensed from tooz's `test_coordination.py` (research/tooz.md
 //! §4.3), plus what tooz never tested: fencing, loss signals, expiry, names as data.
 
+mod cancellation;
 mod elections;
 mod groups;
 mod lifecycle;
@@ -56,4 +57,20 @@ pub const ALL: &[Case] = &[
         LeaseBoundElections
     ),
     case!(elections::watch_reports_leader, Elections),
+    case!(
+        cancellation::a_cancelled_acquire_hands_back_what_it_took,
+        Nothing
+    ),
+    case!(
+        cancellation::a_cancelled_campaign_hands_back_the_leadership,
+        Elections
+    ),
+    case!(
+        cancellation::a_cancelled_join_leaves_no_member_behind,
+        Groups
+    ),
+    case!(
+        cancellation::stop_racing_grants_leaves_nothing_immortal,
+        Groups
+    ),
 ];
