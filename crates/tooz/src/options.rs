@@ -113,13 +113,19 @@ impl UrlOptions {
     }
 
     /// A duration: a bare number is seconds (tooz's unit, fractions allowed); `ms` and `s`
-    /// suffixes are accepted too.
+    /// suffixes are accepted too. At most [`LONGEST_DURATION`]: every deadline and server TTL
+    /// made from it must stay representable.
     pub fn duration(&self, name: &str, default: Duration) -> Result<Duration> {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
-        parse_duration(raw)
-            .ok_or_else(|| self.invalid(name, raw, "expected seconds, like 10, 2.5, 2s or 500ms"))
+        let duration = parse_duration(raw).ok_or_else(|| {
+            self.invalid(name, raw, "expected seconds, like 10, 2.5, 2s or 500ms")
+        })?;
+        if duration > LONGEST_DURATION {
+            return Err(self.invalid(name, raw, "at most 100 years (3153600000 seconds)"));
+        }
+        Ok(duration)
     }
 
     /// A boolean, parsed as oslo's `bool_from_string` does (`1/t/true/on/y/yes`, any case,
@@ -154,6 +160,9 @@ impl UrlOptions {
         }
     }
 }
+
+/// The longest duration a URL option may give.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(86_400 * 365 * 100);
 
 fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
@@ -206,7 +215,16 @@ mod tests {
                 Duration::from_millis(ms)
             );
         }
-        for bad in ["-1", "soon", "1e400"] {
+        for bad in [
+            "-1",
+            "soon",
+            "1e400",
+            "1e19",
+            "3e18",
+            "NaN",
+            "inf",
+            "3153600001",
+        ] {
             let err = opts(&format!("x://h?timeout={bad}"))
                 .unwrap()
                 .duration("timeout", Duration::ZERO);
