@@ -1,11 +1,14 @@
 //! Running CMD while a grant (lock, leadership, membership) holds: signals are passed on, and
 //! a lost grant stops CMD — SIGTERM, then SIGKILL after the grace period.
+//!
+//! CMD runs in a process group of its own, and every signal goes to that whole group: a shell
+//! script's children are stopped with it, as a terminal would stop them.
 
 use std::future::Future;
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
@@ -23,6 +26,11 @@ pub(crate) enum Ended {
 
 /// Starts CMD. CMD runs in its own process group, so a terminal's Ctrl-C reaches it once,
 /// through us, rather than twice.
+///
+/// CMD's death signal (`die_with_parent`) fires when the *thread* that forked it ends, not the
+/// process: call this from a thread that lives as long as we do — the one running `block_on`
+/// (where `run_command` runs today) or a runtime worker — never from `spawn_blocking`, whose
+/// threads end after a few idle seconds and would take CMD with them.
 pub(crate) fn spawn(command: &[String], env: &[(&str, String)]) -> Result<Child, Failure> {
     let (program, args) = command
         .split_first()
@@ -32,6 +40,7 @@ pub(crate) fn spawn(command: &[String], env: &[(&str, String)]) -> Result<Child,
     for (key, value) in env {
         cmd.env(key, value);
     }
+    die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| match e.kind() {
         ErrorKind::NotFound => Failure::with_code(
             EXIT_NOT_FOUND,
@@ -45,9 +54,45 @@ pub(crate) fn spawn(command: &[String], env: &[(&str, String)]) -> Result<Child,
     })
 }
 
-fn send(child: &Child, signal: Signal) {
-    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        let _ = kill(Pid::from_raw(pid), signal);
+/// Has the kernel SIGKILL CMD when we die, even of SIGKILL, so that CMD never runs on without
+/// the grant we held for it. This covers CMD's own process only: when we die with no chance to
+/// signal CMD's group, its children (a shell script's commands) are reparented, not killed, and
+/// may run on past the grant's expiry. The kernel also clears the setting when CMD execs a
+/// set-user-id or set-group-id program.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child of a multi-threaded process, where only
+    // async-signal-safe calls are allowed. It makes two syscalls, prctl(PR_SET_PDEATHSIG) and
+    // getppid(), and allocates nothing: both errors are plain OS error codes.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // We may have died between fork and prctl; then nothing would kill CMD later.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere there is no death signal: CMD outlives a SIGKILLed `tooz`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// CMD's process group, whose id is CMD's pid (`process_group(0)`).
+fn group_of(child: &Child) -> Option<Pid> {
+    child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw)
+}
+
+fn send(group: Option<Pid>, signal: Signal) {
+    if let Some(group) = group {
+        let _ = killpg(group, signal);
     }
 }
 
@@ -69,21 +114,26 @@ pub(crate) async fn supervise(
     let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(io)?;
+    // Kept past CMD's own end: the group may outlive its leader.
+    let group = group_of(&child);
     tokio::pin!(lost);
     loop {
         tokio::select! {
             status = child.wait() => return Ok(Ended::Exited(status_code(status.map_err(io)?))),
-            _ = interrupt.recv() => send(&child, Signal::SIGINT),
-            _ = terminate.recv() => send(&child, Signal::SIGTERM),
-            _ = hangup.recv() => send(&child, Signal::SIGHUP),
+            _ = interrupt.recv() => send(group, Signal::SIGINT),
+            _ = terminate.recv() => send(group, Signal::SIGTERM),
+            _ = hangup.recv() => send(group, Signal::SIGHUP),
             () = &mut lost => break,
         }
     }
-    send(&child, Signal::SIGTERM);
+    send(group, Signal::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        send(&child, Signal::SIGKILL);
+        send(group, Signal::SIGKILL);
         let _ = child.wait().await;
     }
+    // Whatever CMD left behind in its group had its SIGTERM too, but must not run on past the
+    // backend's expiry of the grant, when another holder may start.
+    send(group, Signal::SIGKILL);
     Ok(Ended::Lost)
 }
 

@@ -1,6 +1,7 @@
 //! The command line, as clap reads it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -10,8 +11,8 @@ Exit codes:
   1      an error (unreachable backend, refused name, ...), or `tooz leader`: no leader
   2      bad usage: unknown flag, malformed JSON, missing `--` before CMD
   75     the lock or leadership was not acquired; CMD was not run
-  76     the lock, leadership or membership was lost while CMD ran; CMD got SIGTERM
-         (and SIGKILL after the grace period)
+  76     the lock, leadership or membership was lost while CMD ran; CMD's process group got
+         SIGTERM (and SIGKILL after the grace period)
   126    CMD could not be executed         127  CMD was not found
   128+N  CMD was killed by signal N
 
@@ -103,11 +104,17 @@ pub(crate) struct ElectArgs {
     pub(crate) run: RunArgs,
 }
 
+/// One paragraph, so that `-h` shows the caveat as well as `--help`.
+const GRACE_HELP: &str = "Seconds between SIGTERM and SIGKILL when CMD must stop because the \
+    grant was lost. Default: half the backend's expiry margin (shown by `tooz info`), the least \
+    time between tooz noticing the loss and the backend expiring the grant, so that CMD is gone \
+    before anyone else can get it. A grace longer than the expiry margin gives up mutual \
+    exclusion: another holder may start before CMD is killed.";
+
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Seconds between SIGTERM and SIGKILL when CMD must stop because the grant was lost.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub(crate) grace: f64,
+    #[arg(long, value_name = "SECS", help = GRACE_HELP, value_parser = seconds, allow_negative_numbers = true)]
+    pub(crate) grace: Option<f64>,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
@@ -134,9 +141,8 @@ pub(crate) enum GroupCommand {
         /// Capabilities, as JSON.
         #[arg(long, value_name = "JSON")]
         capabilities: Option<String>,
-        /// Seconds between SIGTERM and SIGKILL if the membership is lost while CMD runs.
-        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-        grace: f64,
+        #[arg(long, value_name = "SECS", help = GRACE_HELP, value_parser = seconds, allow_negative_numbers = true)]
+        grace: Option<f64>,
         /// The command to run while a member, after `--` (optional).
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
@@ -174,6 +180,17 @@ pub(crate) struct RingArgs {
     /// The keys (placed by their UTF-8 bytes, as tooz places a str).
     #[arg(required = true, value_name = "KEY")]
     pub(crate) keys: Vec<String>,
+}
+
+/// A number of seconds that makes a `Duration`, checked before anything is connected or run.
+fn seconds(arg: &str) -> Result<f64, String> {
+    let secs: f64 = arg
+        .parse()
+        .map_err(|_| "not a number of seconds".to_owned())?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(_) => Ok(secs),
+        Err(_) => Err("seconds must be from 0 to 1e19".to_owned()),
+    }
 }
 
 /// The default URL: a directory private to this user on this host.

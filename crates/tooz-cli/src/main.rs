@@ -133,16 +133,25 @@ async fn with_status<T>(quiet: bool, what: String, wait: impl Future<Output = T>
     wait.await
 }
 
+/// The time CMD gets between SIGTERM and SIGKILL once the grant is lost: `--grace`, or half
+/// the backend's expiry margin, so that CMD is gone before the backend can hand the grant to
+/// another holder, with room to spare for a slow kill.
+fn grace_period(coord: &Coordinator, grace: Option<f64>) -> Result<Duration, Failure> {
+    let Some(secs) = grace else {
+        return Ok(coord.expiry_margin() / 2);
+    };
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| Failure::usage(format!("--grace must be a number of seconds, not {secs}")))
+}
+
 /// Runs CMD while `lost` has not fired; maps the outcome to an exit code.
 async fn run_command(
     command: &[String],
     token: Option<tooz::FencingToken>,
     lost: impl Future<Output = ()>,
-    grace: f64,
+    grace: Duration,
     what: &str,
 ) -> Result<i32, Failure> {
-    let grace = Duration::try_from_secs_f64(grace)
-        .map_err(|_| Failure::usage(format!("--grace must be a number of seconds, not {grace}")))?;
     let env: Vec<(&str, String)> = token
         .map(|t| ("TOOZ_FENCING_TOKEN", t.to_string()))
         .into_iter()
@@ -157,7 +166,20 @@ async fn run_command(
     }
 }
 
+/// Hands the grant back and ends the session, giving up after the membership timeout: what
+/// the backend does not hear back about expires there on its own, and after a loss (most
+/// likely a partition) every call would wait out its timeout, delaying the exit code for
+/// nothing.
+async fn hand_back<T>(coord: &Coordinator, give_back: impl Future<Output = T>) {
+    let _ = tokio::time::timeout(coord.membership_timeout(), async {
+        let _ = give_back.await;
+        let _ = coord.stop().await;
+    })
+    .await;
+}
+
 async fn lock(coord: Coordinator, args: &LockArgs, quiet: bool) -> Result<i32, Failure> {
+    let grace = grace_period(&coord, args.run.grace)?;
     let mut lock = coord.lock(args.name.as_str());
     if args.shared {
         lock = lock.shared();
@@ -204,16 +226,16 @@ async fn lock(coord: Coordinator, args: &LockArgs, quiet: bool) -> Result<i32, F
         &args.run.command,
         Some(guard.token()),
         guard.lost(),
-        args.run.grace,
+        grace,
         "lock",
     )
     .await;
-    let _ = guard.release().await;
-    let _ = coord.stop().await;
+    hand_back(&coord, guard.release()).await;
     code
 }
 
 async fn elect(coord: Coordinator, args: &ElectArgs, quiet: bool) -> Result<i32, Failure> {
+    let grace = grace_period(&coord, args.run.grace)?;
     let capabilities = parse_capabilities(args.capabilities.as_deref())?;
     let membership = coord
         .join_group_create(args.group.as_str(), capabilities)
@@ -241,12 +263,11 @@ async fn elect(coord: Coordinator, args: &ElectArgs, quiet: bool) -> Result<i32,
         &args.run.command,
         Some(leadership.token()),
         lost,
-        args.run.grace,
+        grace,
         "leadership",
     )
     .await;
-    let _ = leadership.resign().await;
-    let _ = coord.stop().await;
+    hand_back(&coord, leadership.resign()).await;
     code
 }
 
@@ -291,6 +312,7 @@ async fn group_command(coord: &Coordinator, command: GroupCommand) -> Result<i32
             grace,
             command,
         } => {
+            let grace = grace_period(coord, grace)?;
             let capabilities = parse_capabilities(capabilities.as_deref())?;
             let membership = coord
                 .join_group_create(group.as_str(), capabilities)
@@ -306,7 +328,8 @@ async fn group_command(coord: &Coordinator, command: GroupCommand) -> Result<i32
             } else {
                 let code =
                     run_command(&command, None, membership.lost(), grace, "membership").await;
-                let _ = coord.leave_group(group.as_str()).await;
+                // `group` finds the session already stopped.
+                hand_back(coord, coord.leave_group(group.as_str())).await;
                 return code;
             }
             let _ = coord.leave_group(group.as_str()).await;
@@ -354,6 +377,7 @@ async fn info(coord: Coordinator, url: &str) -> Result<i32, Failure> {
     println!("backend:            {}", coord.backend_name());
     println!("member:             {}", coord.member_id());
     println!("membership timeout: {:?}", coord.membership_timeout());
+    println!("expiry margin:      {:?}", coord.expiry_margin());
     println!("characteristics:    {}", characteristics.join(", "));
     println!("locks:              yes (fencing tokens, loss signals)");
     println!("shared locks:       {}", yes_no(supported.shared_locks));

@@ -1,7 +1,11 @@
 //! End-to-end tests of the real `tooz` binary on a `file://` directory.
 
+#[path = "../../tooz/tests/support/fault_proxy.rs"]
+mod fault_proxy;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,6 +69,55 @@ fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// Whether `pid` still runs: a zombie does not (nothing may reap orphans in a container).
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// The pid a command wrote to `file`, once it has.
+fn pid_in(file: &Path) -> Option<i32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// Waits for `pid` to be gone; SIGKILLs it if not, so that a failure leaves nothing behind.
+fn dies_within(within: Duration, pid: i32) -> bool {
+    let died = eventually(within, || !alive(pid));
+    if !died {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    died
+}
+
+/// A file to take a process's stderr: unlike a pipe, it never keeps a reader waiting for
+/// whatever inherited it and lives on.
+fn stderr_file(path: &Path) -> Stdio {
+    Stdio::from(std::fs::File::create(path).unwrap())
+}
+
+/// The file of the one member of the one group under a `file://` directory.
+fn member_file(dir: &Path) -> Option<PathBuf> {
+    let group = std::fs::read_dir(dir.join("groups"))
+        .ok()?
+        .next()?
+        .ok()?
+        .path();
+    std::fs::read_dir(group)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "raw"))
 }
 
 #[test]
@@ -321,18 +374,9 @@ fn a_lost_membership_stops_the_command_with_its_own_exit_code() {
     let mut member = env.spawn(&[
         "--member", "m", "group", "join", "g", "--grace", "1", "--", "sleep", "30",
     ]);
-    let groups = env.dir.join("groups");
-    let member_file = || -> Option<PathBuf> {
-        let group = std::fs::read_dir(&groups).ok()?.next()?.ok()?.path();
-        std::fs::read_dir(group)
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "raw"))
-    };
-    assert!(eventually(Duration::from_secs(5), || member_file().is_some()));
+    assert!(eventually(Duration::from_secs(5), || member_file(&env.dir).is_some()));
     // Someone removes the membership behind its back; the next heartbeat notices.
-    std::fs::remove_file(member_file().unwrap()).unwrap();
+    std::fs::remove_file(member_file(&env.dir).unwrap()).unwrap();
     let started = Instant::now();
     let status = member.wait().unwrap();
     assert_eq!(status.code(), Some(76), "the documented 'lost' exit code");
@@ -382,7 +426,7 @@ fn redis_url() -> Option<String> {
 
 /// Four processes, 25 increments each, of a counter kept in a plain file and updated with a
 /// deliberately non-atomic read–pause–write: any overlap of two holders loses an update.
-fn no_lost_updates(url: &str, dir: &std::path::Path) {
+fn no_lost_updates(url: &str, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let counter = dir.join("counter");
     std::fs::write(&counter, "0").unwrap();
@@ -465,4 +509,295 @@ fn a_holder_paused_past_its_ttl_loses_the_lock_and_stops_its_command() {
         started.elapsed()
     );
     assert!(stderr(&out).contains("lost"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_lost_membership_stops_the_commands_children_too() {
+    let env = Env::new("lost-group");
+    std::fs::create_dir_all(&env.dir).unwrap();
+    let pid_file = env.dir.join("grandchild");
+    // The shell waits for its child: signalling the shell alone would leave `sleep` running.
+    let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+    let errors = env.dir.join("stderr");
+    let mut member = env
+        .tooz(&[
+            "--member", "m", "group", "join", "g", "--", "sh", "-c", &script,
+        ])
+        .env(
+            "TOOZ_URL",
+            format!("file://{}?timeout=1", env.dir.display()),
+        )
+        .stderr(stderr_file(&errors))
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || {
+        member_file(&env.dir).is_some() && pid_in(&pid_file).is_some()
+    }));
+    let grandchild = pid_in(&pid_file).unwrap();
+    assert!(alive(grandchild));
+    std::fs::remove_file(member_file(&env.dir).unwrap()).unwrap();
+    let status = member.wait().unwrap();
+    let errors = std::fs::read_to_string(&errors).unwrap_or_default();
+    assert_eq!(status.code(), Some(76), "{errors}");
+    assert!(
+        dies_within(Duration::from_secs(1), grandchild),
+        "the command's child {grandchild} outlived the lost membership"
+    );
+}
+
+#[test]
+fn a_sigkilled_tooz_takes_its_command_with_it() {
+    let env = Env::new("pdeathsig");
+    std::fs::create_dir_all(&env.dir).unwrap();
+    let pid_file = env.dir.join("cmd");
+    let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+    let mut holder = env.spawn(&["lock", "orphan", "--", "sh", "-c", &script]);
+    assert!(eventually(Duration::from_secs(5), || pid_in(&pid_file).is_some()));
+    let command = pid_in(&pid_file).unwrap();
+    holder.kill().unwrap(); // SIGKILL: tooz can pass nothing on
+    holder.wait().unwrap();
+    assert!(
+        dies_within(Duration::from_secs(2), command),
+        "the command {command} outlived its SIGKILLed tooz"
+    );
+}
+
+#[test]
+fn the_grace_help_warns_that_a_long_grace_gives_up_mutual_exclusion() {
+    let env = Env::new("grace-help");
+    for args in [
+        &["lock", "--help"][..],
+        &["lock", "-h"],
+        &["elect", "--help"],
+        &["group", "join", "--help"],
+    ] {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        // Help is wrapped to the terminal's width: compare words, not lines.
+        let help = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(help.contains("--grace"), "{args:?}: {help}");
+        assert!(
+            help.contains("expiry margin gives up mutual exclusion"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_grace_is_a_usage_error() {
+    let env = Env::new("bad-grace");
+    for grace in ["-1", "nan", "inf", "1e300", "soon"] {
+        let flag = format!("--grace={grace}");
+        for args in [
+            vec!["lock", "x", &flag, "--", "true"],
+            vec!["lock", "x", "--grace", grace, "--", "true"],
+            // Checked before anything is connected: no backend listens there.
+            vec![
+                "--url",
+                "redis://127.0.0.1:1",
+                "lock",
+                "x",
+                &flag,
+                "--",
+                "true",
+            ],
+            vec!["elect", "x", &flag, "--", "true"],
+            vec!["group", "join", "x", &flag, "--", "true"],
+        ] {
+            let out = env.run(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err:?}");
+            assert!(err.contains("--grace"), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+        }
+    }
+}
+
+/// The redis server of TOOZ_TEST_URLS, reachable directly or through a proxy.
+struct Redis {
+    /// `user:password@`, or nothing.
+    userinfo: String,
+    /// HOST:PORT as the URL gives it.
+    host_port: String,
+    /// `/DB`, or nothing.
+    path: String,
+    addr: SocketAddr,
+}
+
+impl Redis {
+    fn from_env() -> Option<Self> {
+        let urls = std::env::var("TOOZ_TEST_URLS").ok()?;
+        let url = urls
+            .split_whitespace()
+            .find(|u| u.starts_with("redis://"))?;
+        let rest = url.split('?').next()?.strip_prefix("redis://")?;
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, ""),
+        };
+        let (userinfo, host_port) = match authority.rsplit_once('@') {
+            Some((user, host)) => (format!("{user}@"), host.to_owned()),
+            None => (String::new(), authority.to_owned()),
+        };
+        let host_port = if host_port.ends_with(']') || !host_port.contains(':') {
+            format!("{host_port}:6379")
+        } else {
+            host_port
+        };
+        let addr = host_port.to_socket_addrs().ok()?.next()?;
+        Some(Self {
+            userinfo,
+            addr,
+            host_port,
+            path: path.to_owned(),
+        })
+    }
+
+    /// A URL with 2-second leases, to the server or to whatever listens at `host_port`.
+    fn url(&self, host_port: &str) -> String {
+        format!(
+            "redis://{}{host_port}{}?timeout=2&lock_timeout=2&namespace=_tooz_cli{}",
+            self.userinfo,
+            self.path,
+            std::process::id()
+        )
+    }
+}
+
+/// When each of two processes exits, counted from `since`; kills whichever is still running at
+/// `deadline`, and reports it as `None`.
+fn exits(
+    mut children: [&mut Child; 2],
+    since: Instant,
+    deadline: Instant,
+) -> [Option<(std::process::ExitStatus, Duration)>; 2] {
+    let mut ended = [None, None];
+    while ended.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (child, end) in children.iter_mut().zip(&mut ended) {
+            if end.is_none() {
+                *end = child.try_wait().unwrap().map(|s| (s, since.elapsed()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (child, end) in children.into_iter().zip(&ended) {
+        if end.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    ended
+}
+
+/// The timestamps (ns) of `who`'s lines in a log of "WHO NANOSECONDS" lines.
+fn stamps(log: &str, who: &str) -> Vec<u128> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix(who)?.trim().parse().ok())
+        .collect()
+}
+
+/// A holder cut off from redis by a silent partition must have stopped its command — the
+/// whole process group, with the default grace — before the server lets another holder in.
+#[test]
+fn a_partitioned_holder_stops_its_command_before_another_holder_starts() {
+    let Some(redis) = Redis::from_env() else {
+        assert!(
+            std::env::var_os("TOOZ_REQUIRE_INTEROP").is_none(),
+            "TOOZ_REQUIRE_INTEROP is set but TOOZ_TEST_URLS names no redis:// server"
+        );
+        return eprintln!("no redis:// in TOOZ_TEST_URLS: skipping (scripts/test runs it)");
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let env = Env::new("partition");
+    std::fs::create_dir_all(&env.dir).unwrap();
+    let tooz = |url: &str, errors: &Path, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tooz"));
+        cmd.arg("--url")
+            .arg(url)
+            .args(args)
+            .env_remove("TOOZ_MEMBER")
+            .stdout(Stdio::null())
+            .stderr(stderr_file(errors));
+        cmd.spawn().unwrap()
+    };
+    for round in 0..5 {
+        let proxy = runtime.block_on(fault_proxy::FaultProxy::start(redis.addr));
+        let name = format!("partition-{}-{round}", std::process::id());
+        let file = |what: &str| env.dir.join(format!("{what}-{round}"));
+        let (log, a_pid, a_errors, b_errors) =
+            (file("log"), file("a-pid"), file("a-err"), file("b-err"));
+        // A's command is a shell (the leader of its process group) that starts a `date` and a
+        // `sleep` every 20 ms: the whole group must be gone before B starts.
+        let a_script = format!(
+            "echo $$ > {}; while :; do echo A $(date +%s%N) >> {}; sleep 0.02; done",
+            a_pid.display(),
+            log.display()
+        );
+        let b_script = format!("echo B $(date +%s%N) >> {}", log.display());
+        let a_url = redis.url(&format!("127.0.0.1:{}", proxy.port()));
+        let mut a = tooz(
+            &a_url,
+            &a_errors,
+            &["lock", &name, "--", "sh", "-c", &a_script],
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains('A'))),
+            "round {round}: A's command never ran"
+        );
+        let a_group = nix::unistd::Pid::from_raw(pid_in(&a_pid).unwrap());
+        proxy.set(fault_proxy::Fault::Blackhole);
+        let cut = Instant::now();
+        let b_url = redis.url(&redis.host_port);
+        let b_args = [
+            "lock",
+            &name,
+            "--timeout",
+            "10",
+            "--",
+            "sh",
+            "-c",
+            &b_script,
+        ];
+        let mut b = tooz(&b_url, &b_errors, &b_args);
+        let [a_end, b_end] = exits([&mut a, &mut b], cut, cut + Duration::from_secs(15));
+        drop(proxy);
+        // Anything of A's still running would go on writing: give it the time to.
+        std::thread::sleep(Duration::from_millis(200));
+        let text = std::fs::read_to_string(&log).unwrap();
+        let a_outlived = alive(a_group.as_raw());
+        // Whatever the outcome, nothing of A's may outlast the test.
+        let _ = nix::sys::signal::killpg(a_group, nix::sys::signal::Signal::SIGKILL);
+        let a_err = std::fs::read_to_string(&a_errors).unwrap_or_default();
+        let b_err = std::fs::read_to_string(&b_errors).unwrap_or_default();
+        let (a_status, a_after) =
+            a_end.unwrap_or_else(|| panic!("round {round}: A never exited: {a_err}"));
+        let (b_status, b_after) =
+            b_end.unwrap_or_else(|| panic!("round {round}: B never exited: {b_err}"));
+        assert_eq!(b_status.code(), Some(0), "round {round}: B: {b_err}");
+        assert_eq!(a_status.code(), Some(76), "round {round}: A: {a_err}");
+        assert!(!a_outlived, "round {round}: A's command outlived A");
+        let a_stamps = stamps(&text, "A");
+        let b_stamps = stamps(&text, "B");
+        assert_eq!(b_stamps.len(), 1, "round {round}: {text}");
+        let (a_last, b_first) = (a_stamps.iter().max().unwrap(), b_stamps[0]);
+        assert!(
+            a_stamps.iter().all(|a| *a < b_first),
+            "round {round}: A's command ran {} ms into B's turn",
+            (a_last - b_first) / 1_000_000
+        );
+        eprintln!(
+            "round {round}: margin {:.1} ms between A's last line and B's; A exited after {a_after:?}, B after {b_after:?}",
+            (b_first - a_last) as f64 / 1e6
+        );
+        // Past the lease, A's leftovers (release, stop) must not hold it up for long either.
+        assert!(
+            a_after < Duration::from_secs(5),
+            "round {round}: A exited {a_after:?} after the partition: {a_err}"
+        );
+    }
 }
