@@ -119,11 +119,13 @@ pub(crate) async fn supervise(
     tokio::pin!(lost);
     loop {
         tokio::select! {
+            // A loss that comes with CMD's exit is still a loss: report it (exit 76).
+            biased;
+            () = &mut lost => break,
             status = child.wait() => return Ok(Ended::Exited(status_code(status.map_err(io)?))),
             _ = interrupt.recv() => send(group, Signal::SIGINT),
             _ = terminate.recv() => send(group, Signal::SIGTERM),
             _ = hangup.recv() => send(group, Signal::SIGHUP),
-            () = &mut lost => break,
         }
     }
     send(group, Signal::SIGTERM);

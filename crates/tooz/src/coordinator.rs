@@ -98,8 +98,9 @@ pub struct CoordinatorBuilder {
 impl CoordinatorBuilder {
     /// Heartbeat at this interval instead of a third of the backend's membership timeout.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
-        // A zero interval would spin; any length is fine otherwise (timers saturate).
-        self.heartbeat = HeartbeatMode::Every(interval.max(Duration::from_millis(1)));
+        // A zero interval would spin; at least 10 ms. Any length is fine otherwise (timers
+        // saturate).
+        self.heartbeat = HeartbeatMode::Every(interval.max(Duration::from_millis(10)));
         self
     }
 
@@ -372,6 +373,12 @@ impl Coordinator {
         let capabilities = capabilities.into();
         capabilities.encode()?;
         self.inner.groups("join_group")?;
+        if !self.inner.session.is_live() {
+            // The session lease ran out (a partition that healed, a suspend): renew it, or
+            // learn that the backend began a new session, before joining under it.
+            self.inner.check_started()?;
+            self.inner.beat().await?;
+        }
         let inner = Arc::clone(&self.inner);
         let joined = group.clone();
         let join = async move {
@@ -404,7 +411,11 @@ impl Coordinator {
         let owner = OwnerToken::generate();
         let kind = Kind::Membership(group.clone());
         let Some(signal) = self.inner.session.register(owner, kind, sent) else {
-            self.inner.leave_quietly(&group).await;
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                inner.leave_quietly(&group).await;
+                drop(ops);
+            });
             return Err(Error::Stopped);
         };
         drop(ops);
@@ -575,7 +586,8 @@ impl Coordinator {
         };
         let kind = Kind::Leadership(group.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
-            inner.resign_quietly(&group, owner).await;
+            let inner = Arc::clone(inner);
+            tokio::spawn(async move { inner.resign_quietly(&group, owner).await });
             return Err(Error::Stopped);
         };
         Ok(Some(Leadership::new(

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::ids::GroupId;
@@ -21,7 +22,7 @@ impl Leadership {
         group: GroupId,
         owner: OwnerToken,
         token: FencingToken,
-        signal: std::sync::Arc<crate::session::Signal>,
+        signal: Arc<crate::session::Signal>,
     ) -> Self {
         Self {
             group,
@@ -55,12 +56,13 @@ impl Leadership {
     /// [`crate::Error::LockNotHeld`] if the leadership had been lost meanwhile.
     pub async fn resign(mut self) -> Result<()> {
         let was_held = self.grant.finish();
-        let inner = &self.grant.coord.inner;
-        inner.session.remove(self.grant.owner);
-        let elections = inner.elections("resign")?;
-        let resigned = inner
-            .call("resign", elections.resign(&self.group, self.grant.owner))
-            .await?;
+        let owner = self.grant.owner;
+        let inner = Arc::clone(&self.grant.coord.inner);
+        inner.session.remove(owner);
+        inner.elections("resign")?;
+        let group = self.group.clone();
+        let call = async move { inner.elections("resign")?.resign(&group, owner).await };
+        let resigned = self.grant.hand_back("resign", call).await?;
         Grant::handed_back(was_held, resigned, self.group.as_bytes().into())
     }
 }
@@ -69,14 +71,8 @@ impl Drop for Leadership {
     fn drop(&mut self) {
         self.grant.coord.inner.session.remove(self.grant.owner);
         let group = self.group.clone();
-        self.grant.drop_with(|coord, owner| async move {
-            let inner = &coord.inner;
-            let Ok(elections) = inner.elections("resign") else {
-                return;
-            };
-            if let Err(e) = inner.call("resign", elections.resign(&group, owner)).await {
-                tracing::warn!(group = %group, error = %e, "resigning a dropped leadership failed");
-            }
+        self.grant.drop_with(|inner, owner| async move {
+            inner.resign_quietly(&group, owner).await;
         });
     }
 }

@@ -77,12 +77,25 @@
 //! ## Guarantees
 //!
 //! * **Fencing tokens.** Every lock grant and every leadership term carries a [`FencingToken`],
-//!   strictly increasing per lock name (per group for leadership) across all holders.
+//!   strictly increasing per lock name (per group for leadership) across all holders. On
+//!   Redis a token is the larger of the counter plus one and the server's clock in
+//!   microseconds, so a restart that lost the counter (no persistence) or a failover to a
+//!   replica that missed the last increment never hands out a smaller token; what remains
+//!   assumed is that the servers' clocks do not step back. On `file://` the counter lives in
+//!   the lock file (it survives process crashes, not an operating-system crash).
 //! * **Loss signals.** Every [`LockGuard`], [`Membership`] and [`Leadership`] has `lost()`, a
 //!   future that resolves when it is no longer held, and `is_held()`/`is_active()`, which turn
-//!   false at a *local* deadline (90% of the backend's timeout, counted from when the renewing
-//!   heartbeat was sent), before the backend can have given it to someone else. Nothing is
-//!   ever silently re-taken.
+//!   false at a *local* deadline, before the backend can have given it to someone else: 90% of
+//!   the backend's timeout, counted for each lock and leadership from when the request that
+//!   took it, or the last heartbeat that renewed *that grant*, was sent (for memberships, from
+//!   the last heartbeat sent). The deadline is watched even while a heartbeat hangs on a
+//!   partitioned connection. [`Coordinator::expiry_margin`] says how much time is left between
+//!   the two. Nothing is ever silently re-taken: a membership given up locally is also left on
+//!   the backend at the next chance, so peers never list a member that believes it is gone.
+//! * **Cancellation.** A caller that stops waiting for an acquire, campaign or join (a
+//!   `select!`, a timeout) never leaves a grant held with no handle: the call finishes in the
+//!   background and hands back what it took. [`Coordinator::stop`] racing a grant ends with it
+//!   handed back.
 //! * **Bounded waits.** Every backend call is bounded by the coordinator's operation timeout
 //!   (30 s by default, see [`CoordinatorBuilder::operation_timeout`]).
 //! * **Honest capabilities.** What a backend does not offer returns [`Error::Unsupported`];

@@ -127,10 +127,9 @@ impl Lock {
         };
         let kind = Kind::Lock(self.name.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
-            // The coordinator stopped while we were being granted the lock.
-            release_quietly(Arc::clone(inner), self.name.clone(), owner)
-                .run()
-                .await;
+            // The coordinator stopped while we were being granted the lock; handed back in a
+            // task of its own, so that a caller giving up now cannot cut it short.
+            tokio::spawn(release_quietly(Arc::clone(inner), self.name.clone(), owner).run());
             return Err(Error::Stopped);
         };
         let grant = Grant::new(self.coord.clone(), owner, token, signal);
@@ -157,23 +156,27 @@ async fn try_acquire(
 
 /// Releases a grant nobody holds a handle to (best effort: it expires on the backend anyway).
 #[derive(Clone)]
-struct ReleaseQuietly {
+pub(crate) struct ReleaseQuietly {
     inner: Arc<Inner>,
     name: LockName,
     owner: OwnerToken,
 }
 
-fn release_quietly(inner: Arc<Inner>, name: LockName, owner: OwnerToken) -> ReleaseQuietly {
+pub(crate) fn release_quietly(
+    inner: Arc<Inner>,
+    name: LockName,
+    owner: OwnerToken,
+) -> ReleaseQuietly {
     ReleaseQuietly { inner, name, owner }
 }
 
 impl ReleaseQuietly {
-    async fn run(self) {
+    pub(crate) async fn run(self) {
         let timeout = self.inner.hand_back_timeout();
         let release = self.inner.backend.release(&self.name, self.owner);
         if let Err(e) = crate::coordinator::bounded("release", timeout, release).await {
             tracing::warn!(lock = %self.name, error = %e,
-                "cannot hand back a lock taken for a caller that went away; it expires on the backend");
+                "cannot hand back a lock nobody holds any more; it expires on the backend");
         }
     }
 }
@@ -233,8 +236,9 @@ impl Grant {
         }
     }
 
-    /// Spawns `hand_back` on the runtime the grant was made on, unless it was finished.
-    pub(crate) fn drop_with<F>(&mut self, hand_back: impl FnOnce(Coordinator, OwnerToken) -> F)
+    /// Spawns `hand_back` on the runtime the grant was made on, unless it was finished. Even
+    /// after `stop()` began: its snapshot of what to hand back may have missed this grant.
+    pub(crate) fn drop_with<F>(&mut self, hand_back: impl FnOnce(Arc<Inner>, OwnerToken) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -243,12 +247,24 @@ impl Grant {
         }
         self.finished = true;
         self.signal.lost().cancel();
-        if !self.coord.is_started() {
-            return;
-        }
         if let Some(runtime) = &self.runtime {
-            runtime.spawn(hand_back(self.coord.clone(), self.owner));
+            runtime.spawn(hand_back(Arc::clone(&self.coord.inner), self.owner));
         }
+    }
+
+    /// Runs a hand-back to its end, even if the caller stops waiting for it, and even after
+    /// `stop()` began (whose snapshot may have missed this grant); then reports `Stopped` if
+    /// the coordinator was stopped.
+    pub(crate) async fn hand_back<F>(&self, operation: &str, call: F) -> Result<bool>
+    where
+        F: Future<Output = Result<bool>> + Send + 'static,
+    {
+        let inner = &self.coord.inner;
+        let call = RunToEnd::new(call, |_| boxed(async {}));
+        let result =
+            crate::coordinator::bounded(operation, inner.config.operation_timeout, call).await;
+        inner.check_started()?;
+        result
     }
 }
 
@@ -286,14 +302,12 @@ impl LockGuard {
     /// still asked to release it, in case it was only our lease that ran out).
     pub async fn release(mut self) -> Result<()> {
         let was_held = self.grant.finish();
-        let inner = &self.grant.coord.inner;
-        inner.session.remove(self.grant.owner);
-        let released = inner
-            .call(
-                "release lock",
-                inner.backend.release(&self.name, self.grant.owner),
-            )
-            .await?;
+        let owner = self.grant.owner;
+        let inner = Arc::clone(&self.grant.coord.inner);
+        inner.session.remove(owner);
+        let name = self.name.clone();
+        let call = async move { inner.backend.release(&name, owner).await };
+        let released = self.grant.hand_back("release lock", call).await?;
         Grant::handed_back(was_held, released, self.name.clone())
     }
 }
@@ -302,15 +316,8 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.grant.coord.inner.session.remove(self.grant.owner);
         let name = self.name.clone();
-        self.grant.drop_with(|coord, owner| async move {
-            let inner = &coord.inner;
-            if let Err(e) = inner
-                .call("release lock", inner.backend.release(&name, owner))
-                .await
-            {
-                tracing::warn!(lock = %name, error = %e, "releasing a dropped lock guard failed");
-            }
-        });
+        self.grant
+            .drop_with(|inner, owner| release_quietly(inner, name, owner).run());
     }
 }
 

@@ -43,8 +43,16 @@ impl Membership {
         self.signal.lost().clone().cancelled_owned()
     }
 
-    /// Leaves the group.
+    /// Leaves the group. A membership already lost is not left again:
+    /// [`crate::Error::MemberNotJoined`], and a newer membership of the same group (joined
+    /// after this one was lost) stays untouched.
     pub async fn leave(self) -> Result<()> {
+        if self.signal.lost().is_cancelled() {
+            return Err(crate::Error::MemberNotJoined {
+                group: self.group.clone(),
+                member: self.coord.member_id().clone(),
+            });
+        }
         self.coord.leave_group(self.group.clone()).await
     }
 }

@@ -280,6 +280,14 @@ impl Session {
         let deadline = match &kind {
             Kind::Membership(group) => {
                 state.dropped.remove(group);
+                if state.deadline.is_none_or(|d| d <= clock::now()) {
+                    // Joined while our session lease had already run out: the backend may
+                    // drop it any moment, so it is lost from the start (and left later).
+                    let signal = Signal::new(None);
+                    signal.lost.cancel();
+                    state.dropped.insert(group.clone());
+                    return Some(signal);
+                }
                 None
             }
             Kind::Lock(_) | Kind::Leadership(_) => {
@@ -480,6 +488,25 @@ mod tests {
         session.renewed(clock::now(), &held, &report);
         assert!(old.lost().is_cancelled());
         assert!(new.is_live());
+    }
+
+    #[test]
+    fn a_membership_joined_after_the_lease_ran_out_is_lost_at_once() {
+        let long_ago = clock::now().saturating_sub(Duration::from_secs(60));
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), long_ago);
+        session.expire_due(clock::now());
+        let membership = session
+            .register(
+                OwnerToken::generate(),
+                Kind::Membership("g".into()),
+                clock::now(),
+            )
+            .unwrap();
+        assert!(
+            membership.lost().is_cancelled(),
+            "no lease would ever fire it"
+        );
+        assert_eq!(session.dropped(), vec![GroupId::from("g")]);
     }
 
     #[test]

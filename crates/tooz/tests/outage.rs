@@ -142,10 +142,10 @@ async fn outage(backend: Box<dyn Backend>, url: &str) {
     timeout(Duration::from_secs(2), guard.lost())
         .await
         .expect("lock loss fired");
-    timeout(Duration::from_millis(100), membership.lost())
+    timeout(Duration::from_millis(300), membership.lost())
         .await
         .expect("membership loss fired");
-    timeout(Duration::from_millis(100), leadership.lost())
+    timeout(Duration::from_millis(300), leadership.lost())
         .await
         .expect("leadership loss fired");
     // 90% of the 1 s timeout after the last renewal sent (which came before the outage):

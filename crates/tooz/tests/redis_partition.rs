@@ -42,6 +42,9 @@ async fn a_cut_off_holder_knows_it_lost_the_lock_before_the_key_expires() {
     let ns = namespace("lock");
     let client = redis::Client::open(format!("redis://{host}:{port}")).unwrap();
     let mut direct = client.get_multiplexed_async_connection().await.unwrap();
+    // A rival on a connection the partition does not touch, trying all along.
+    let rival_url = format!("redis://{host}:{port}?timeout=2&lock_timeout=2&namespace={ns}");
+    let rival = Coordinator::connect(&rival_url, "rival").await.unwrap();
 
     let mut margins = Vec::new();
     for round in 0..5 {
@@ -79,13 +82,29 @@ async fn a_cut_off_holder_knows_it_lost_the_lock_before_the_key_expires() {
             let at = Instant::now();
             (at, guard.is_held())
         };
-        let ((lost_at, held_after_loss), expired_at) = timeout(
+        let rival_takes = async {
+            loop {
+                if let Some(taken) = rival.lock(name.as_str()).try_acquire().await.unwrap() {
+                    let at = Instant::now();
+                    assert!(taken.token() > guard.token());
+                    taken.release().await.unwrap();
+                    return at;
+                }
+                sleep(Duration::from_millis(2)).await;
+            }
+        };
+        let (((lost_at, held_after_loss), expired_at), rival_at) = timeout(
             Duration::from_secs(10),
-            futures_join(watch_loss, watch_expiry),
+            futures_join(futures_join(watch_loss, watch_expiry), rival_takes),
         )
         .await
-        .expect("both the loss and the expiry happen within the lock timeout");
+        .expect("the loss, the expiry and the rival's grant all happen within the lock timeout");
         assert!(!held_after_loss, "is_held() is false once lost() fired");
+        assert!(
+            lost_at < rival_at,
+            "round {round}: the rival was granted the lock {:?} before the holder's lost() fired",
+            lost_at - rival_at
+        );
         let margin = expired_at
             .checked_duration_since(lost_at)
             .unwrap_or_else(|| {
@@ -105,6 +124,7 @@ async fn a_cut_off_holder_knows_it_lost_the_lock_before_the_key_expires() {
         drop(holder);
         drop(proxy);
     }
+    rival.stop().await.unwrap();
     margins.sort();
     println!(
         "loss before expiry, 5 rounds: min margin {:?}, max {:?}",

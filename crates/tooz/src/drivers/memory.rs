@@ -15,6 +15,7 @@
 //! | `groups` | `true` | offer group membership (`false` emulates a lock-only backend) |
 //! | `elections` | `true` | offer leader election |
 //! | `shared_locks` | `true` | offer shared locks |
+//! | `latency` | `0` | simulated round trip: every call waits half of it before touching the store and half after, as a request and its reply would (for testing timeouts and cancelled calls) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +38,7 @@ use crate::lock::FencingToken;
 use crate::options::UrlOptions;
 
 const NAME: &str = "memory";
-const OPTIONS: &[&str] = &["timeout", "groups", "elections", "shared_locks"];
+const OPTIONS: &[&str] = &["timeout", "groups", "elections", "shared_locks", "latency"];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of a `memory://` URL.
@@ -53,6 +54,8 @@ pub struct MemoryOptions {
     pub elections: bool,
     /// Offer shared locks.
     pub shared_locks: bool,
+    /// Simulated round trip of every call.
+    pub latency: Duration,
 }
 
 impl MemoryOptions {
@@ -69,6 +72,7 @@ impl MemoryOptions {
             groups: options.bool("groups", true)?,
             elections: options.bool("elections", true)?,
             shared_locks: options.bool("shared_locks", true)?,
+            latency: options.duration("latency", Duration::ZERO)?,
         })
     }
 }
@@ -182,6 +186,19 @@ impl MemoryBackend {
         out
     }
 
+    /// [`Self::with_state`] from an async call, with the simulated latency (if any) on both
+    /// sides, as a request and its reply would have.
+    async fn call<T>(&self, f: impl FnOnce(&mut State, Option<SessionId>) -> (T, bool)) -> T {
+        if !self.options.latency.is_zero() {
+            tokio::time::sleep(self.options.latency / 2).await;
+        }
+        let out = self.with_state(f);
+        if !self.options.latency.is_zero() {
+            tokio::time::sleep(self.options.latency / 2).await;
+        }
+        out
+    }
+
     fn live_session(&self, session: Option<SessionId>) -> Result<SessionId> {
         session.ok_or(Error::SessionLost { backend: NAME })
     }
@@ -227,51 +244,55 @@ impl Backend for MemoryBackend {
 
     async fn start(&self) -> Result<()> {
         let timeout = self.options.timeout;
-        let id = self.with_state(|state, _| {
-            state.next_session += 1;
-            let id = state.next_session;
-            state.sessions.insert(id, expiry(timeout));
-            (id, false)
-        });
+        let id = self
+            .call(|state, _| {
+                state.next_session += 1;
+                let id = state.next_session;
+                state.sessions.insert(id, expiry(timeout));
+                (id, false)
+            })
+            .await;
         *lock(&self.session) = Some(id);
         Ok(())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
         let timeout = self.options.timeout;
-        let (report, new_session) = self.with_state(|state, session| {
-            let mut report = BeatReport::default();
-            let Some(session) = session else {
-                // The lease ran out: begin a new session; nothing held survives.
-                state.next_session += 1;
-                let id = state.next_session;
-                state.sessions.insert(id, expiry(timeout));
-                report.session_restarted = true;
-                return ((report, Some(id)), false);
-            };
-            state.sessions.insert(session, expiry(timeout));
-            for (name, owner) in &held.locks {
-                let holds = state
-                    .locks
-                    .get(name)
-                    .is_some_and(|hs| hs.iter().any(|h| h.owner == *owner));
-                if !holds {
-                    report.lost_locks.push(*owner);
+        let (report, new_session) = self
+            .call(|state, session| {
+                let mut report = BeatReport::default();
+                let Some(session) = session else {
+                    // The lease ran out: begin a new session; nothing held survives.
+                    state.next_session += 1;
+                    let id = state.next_session;
+                    state.sessions.insert(id, expiry(timeout));
+                    report.session_restarted = true;
+                    return ((report, Some(id)), false);
+                };
+                state.sessions.insert(session, expiry(timeout));
+                for (name, owner) in &held.locks {
+                    let holds = state
+                        .locks
+                        .get(name)
+                        .is_some_and(|hs| hs.iter().any(|h| h.owner == *owner));
+                    if !holds {
+                        report.lost_locks.push(*owner);
+                    }
                 }
-            }
-            for (group, owner) in &held.memberships {
-                let member = state.groups.get(group).and_then(|m| m.get(&self.member));
-                if member.is_none_or(|m| m.session != session) {
-                    report.lost_memberships.push(*owner);
+                for (group, owner) in &held.memberships {
+                    let member = state.groups.get(group).and_then(|m| m.get(&self.member));
+                    if member.is_none_or(|m| m.session != session) {
+                        report.lost_memberships.push(*owner);
+                    }
                 }
-            }
-            for (group, owner) in &held.leaderships {
-                if state.leaders.get(group).is_none_or(|l| l.owner != *owner) {
-                    report.lost_leaderships.push(*owner);
+                for (group, owner) in &held.leaderships {
+                    if state.leaders.get(group).is_none_or(|l| l.owner != *owner) {
+                        report.lost_leaderships.push(*owner);
+                    }
                 }
-            }
-            ((report, None), false)
-        });
+                ((report, None), false)
+            })
+            .await;
         if let Some(id) = new_session {
             *lock(&self.session) = Some(id);
         }
@@ -280,14 +301,15 @@ impl Backend for MemoryBackend {
 
     async fn stop(&self) -> Result<()> {
         let session = lock(&self.session).take();
-        self.with_state(|state, _| {
+        self.call(|state, _| {
             let Some(session) = session else {
                 return ((), false);
             };
             // Ending the lease now is what a server does on a clean disconnect.
             state.sessions.insert(session, Instant::now());
             ((), true)
-        });
+        })
+        .await;
         Ok(())
     }
 
@@ -295,7 +317,7 @@ impl Backend for MemoryBackend {
         if request.mode == LockMode::Shared && !self.options.shared_locks {
             return Err(self.unsupported("shared locks"));
         }
-        self.with_state(|state, session| {
+        self.call(|state, session| {
             let session = match self.live_session(session) {
                 Ok(s) => s,
                 Err(e) => return (Err(e), false),
@@ -316,21 +338,24 @@ impl Backend for MemoryBackend {
             let token = State::next_fence(&mut state.lock_fences, request.name.clone());
             (Ok(Some(token)), true)
         })
+        .await
     }
 
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
-        Ok(self.with_state(|state, _| {
-            let Some(holders) = state.locks.get_mut(name) else {
-                return (false, false);
-            };
-            let before = holders.len();
-            holders.retain(|h| h.owner != owner);
-            let released = holders.len() < before;
-            if holders.is_empty() {
-                state.locks.remove(name);
-            }
-            (released, released)
-        }))
+        Ok(self
+            .call(|state, _| {
+                let Some(holders) = state.locks.get_mut(name) else {
+                    return (false, false);
+                };
+                let before = holders.len();
+                holders.retain(|h| h.owner != owner);
+                let released = holders.len() < before;
+                if holders.is_empty() {
+                    state.locks.remove(name);
+                }
+                (released, released)
+            })
+            .await)
     }
 
     fn supports_shared_locks(&self) -> bool {
@@ -359,7 +384,7 @@ fn group_not_created(group: &GroupId) -> Error {
 #[async_trait]
 impl Groups for MemoryBackend {
     async fn create_group(&self, group: &GroupId) -> Result<()> {
-        self.with_state(|state, _| {
+        self.call(|state, _| {
             if state.groups.contains_key(group) {
                 return (
                     Err(Error::GroupAlreadyExist {
@@ -371,10 +396,11 @@ impl Groups for MemoryBackend {
             state.groups.insert(group.clone(), BTreeMap::new());
             (Ok(()), true)
         })
+        .await
     }
 
     async fn delete_group(&self, group: &GroupId) -> Result<()> {
-        self.with_state(|state, _| match state.groups.get(group) {
+        self.call(|state, _| match state.groups.get(group) {
             None => (Err(group_not_created(group)), false),
             Some(members) if !members.is_empty() => (
                 Err(Error::GroupNotEmpty {
@@ -387,14 +413,17 @@ impl Groups for MemoryBackend {
                 (Ok(()), true)
             }
         })
+        .await
     }
 
     async fn list_groups(&self) -> Result<Vec<GroupId>> {
-        Ok(self.with_state(|state, _| (state.groups.keys().cloned().collect(), false)))
+        Ok(self
+            .call(|state, _| (state.groups.keys().cloned().collect(), false))
+            .await)
     }
 
     async fn join(&self, group: &GroupId, capabilities: &Capabilities) -> Result<()> {
-        self.with_state(|state, session| {
+        self.call(|state, session| {
             let session = match self.live_session(session) {
                 Ok(s) => s,
                 Err(e) => return (Err(e), false),
@@ -416,10 +445,11 @@ impl Groups for MemoryBackend {
             members.insert(self.member.clone(), membership);
             (Ok(()), true)
         })
+        .await
     }
 
     async fn leave(&self, group: &GroupId) -> Result<()> {
-        self.with_state(|state, _| {
+        self.call(|state, _| {
             let Some(members) = state.groups.get_mut(group) else {
                 return (Err(group_not_created(group)), false);
             };
@@ -432,10 +462,11 @@ impl Groups for MemoryBackend {
             }
             (Ok(()), true)
         })
+        .await
     }
 
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
-        self.with_state(|state, _| match state.groups.get(group) {
+        self.call(|state, _| match state.groups.get(group) {
             None => (Err(group_not_created(group)), false),
             Some(members) => {
                 let list = members
@@ -445,6 +476,7 @@ impl Groups for MemoryBackend {
                 (Ok(list), false)
             }
         })
+        .await
     }
 
     async fn member_capabilities(
@@ -452,7 +484,7 @@ impl Groups for MemoryBackend {
         group: &GroupId,
         member: &MemberId,
     ) -> Result<Capabilities> {
-        self.with_state(|state, _| {
+        self.call(|state, _| {
             let Some(members) = state.groups.get(group) else {
                 return (Err(group_not_created(group)), false);
             };
@@ -463,6 +495,7 @@ impl Groups for MemoryBackend {
             });
             (result, false)
         })
+        .await
     }
 
     async fn update_capabilities(
@@ -470,7 +503,7 @@ impl Groups for MemoryBackend {
         group: &GroupId,
         capabilities: &Capabilities,
     ) -> Result<()> {
-        self.with_state(|state, _| {
+        self.call(|state, _| {
             let Some(members) = state.groups.get_mut(group) else {
                 return (Err(group_not_created(group)), false);
             };
@@ -484,13 +517,14 @@ impl Groups for MemoryBackend {
             membership.capabilities = capabilities.clone();
             (Ok(()), true)
         })
+        .await
     }
 }
 
 #[async_trait]
 impl Elections for MemoryBackend {
     async fn try_lead(&self, group: &GroupId, owner: OwnerToken) -> Result<Option<FencingToken>> {
-        self.with_state(|state, session| {
+        self.call(|state, session| {
             let session = match self.live_session(session) {
                 Ok(s) => s,
                 Err(e) => return (Err(e), false),
@@ -507,20 +541,25 @@ impl Elections for MemoryBackend {
             let token = State::next_fence(&mut state.leader_fences, group.clone());
             (Ok(Some(token)), true)
         })
+        .await
     }
 
     async fn resign(&self, group: &GroupId, owner: OwnerToken) -> Result<bool> {
-        Ok(self.with_state(|state, _| {
-            if state.leaders.get(group).is_some_and(|l| l.owner == owner) {
-                state.leaders.remove(group);
-                (true, true)
-            } else {
-                (false, false)
-            }
-        }))
+        Ok(self
+            .call(|state, _| {
+                if state.leaders.get(group).is_some_and(|l| l.owner == owner) {
+                    state.leaders.remove(group);
+                    (true, true)
+                } else {
+                    (false, false)
+                }
+            })
+            .await)
     }
 
     async fn leader(&self, group: &GroupId) -> Result<Option<MemberId>> {
-        Ok(self.with_state(|state, _| (state.leaders.get(group).map(|l| l.member.clone()), false)))
+        Ok(self
+            .call(|state, _| (state.leaders.get(group).map(|l| l.member.clone()), false))
+            .await)
     }
 }

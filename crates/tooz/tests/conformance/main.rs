@@ -1,6 +1,7 @@
 //! The conformance suite: every scenario, written once against the public API, run for every
 //! backend. `memory://` always runs (plus a lock-only variant of it, to prove that what a
-//! backend lacks answers `Unsupported`); more backends come from `TOOZ_TEST_URLS`
+//! backend lacks answers `Unsupported`, and one whose calls take a simulated round trip, so
+//! that callers can give up mid-flight); more backends come from `TOOZ_TEST_URLS`
 //! (space-separated URLs, as in tooz). A scenario a backend cannot support is listed as
 //! *ignored*, never left out. Filter as with any test: `cargo test --test conformance -- memory::locks`.
 
@@ -23,6 +24,9 @@ fn main() -> ExitCode {
             "memory-locks-only",
             "&groups=false&elections=false&shared_locks=false",
         ),
+        // Every call takes a simulated round trip, so a caller can give up mid-flight (the
+        // cancellation cases) as it can on a network backend.
+        Harness::memory("memory-latency", "&latency=2ms"),
         Harness::file(&file_dir),
     ];
     match std::env::var("TOOZ_TEST_URLS") {

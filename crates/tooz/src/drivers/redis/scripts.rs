@@ -10,6 +10,7 @@ use redis::Script;
 /// the clock carries the sequence on past every token handed out before, as long as the
 /// server's clock does not step back.
 const NEXT_FENCE: &str = r"
+redis.replicate_commands()
 local function next_fence(key)
   local n = redis.call('INCR', key)
   local t = redis.call('TIME')
@@ -82,8 +83,10 @@ return ''",
 
 /// One heartbeat in one round trip: refresh our beat key, extend every grant still ours, and
 /// check every membership. A beat key that already expired is a session that ended: peers
-/// may have pruned us and taken our grants, so nothing carried survives (grants still ours are
-/// handed back) and a new session begins. KEYS: beat, grants..., groups.... ARGV: beat ms,
+/// may have pruned us, so nothing carried survives and a new session begins. Grants still ours
+/// are neither renewed nor deleted: deleting them now would free them while their holder, not
+/// yet told, still believes it holds them; left alone they expire after its local lease.
+/// KEYS: beat, grants..., groups.... ARGV: beat ms,
 /// grant ms, member, number of grants, their tokens.... Returns 1 if the session restarted
 /// (else 0), then 1/0 per grant, then 1/0 per group.
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
@@ -98,10 +101,7 @@ local grants = tonumber(ARGV[4])
 local result = {restarted}
 for i = 1, grants do
   local key = KEYS[1 + i]
-  if redis.call('GET', key) ~= ARGV[4 + i] then
-    result[#result + 1] = 0
-  elseif restarted == 1 then
-    redis.call('DEL', key)
+  if redis.call('GET', key) ~= ARGV[4 + i] or restarted == 1 then
     result[#result + 1] = 0
   else
     redis.call('PEXPIRE', key, ARGV[2])
