@@ -111,6 +111,13 @@ pub struct LockRequest<'a> {
     pub mode: LockMode,
     /// The grant's token; the backend stores it as the owner.
     pub owner: OwnerToken,
+    /// The caller will wait if refused (a later attempt of the same `owner`). A backend that
+    /// can queue waiters uses it: it may queue the request and refuse it, waking the owner
+    /// through [`Backend::change_hint`] when its turn comes (`redis://`), or hold the call
+    /// until the lock is granted (a kernel wait on `file://`, see
+    /// [`Backend::lock_waits_block`]). A first attempt (and every `try_acquire`) has it
+    /// `false`: it must not queue, and should not be granted ahead of queued waiters.
+    pub wait: bool,
 }
 
 /// What a coordinator holds, handed to [`Backend::heartbeat`] so that the backend can renew
@@ -145,8 +152,9 @@ pub struct BeatReport {
 /// What a wake-up hint is about.
 #[derive(Debug, Clone, Copy)]
 pub enum Topic<'a> {
-    /// A lock may have been released.
-    Lock(&'a LockName),
+    /// A lock may have been released, for this waiting owner (so that a backend with a queue
+    /// can wake only the waiter whose turn it is).
+    Lock(&'a LockName, OwnerToken),
     /// A group's membership may have changed.
     Group(&'a GroupId),
     /// A group's leadership may have changed.
@@ -192,6 +200,21 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Releases the grant `owner` of lock `name`; `false` if that grant no longer held it.
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool>;
+
+    /// Whether a waiting request ([`LockRequest::wait`]) is held until granted, in the kernel
+    /// or on the server, rather than answered at once: the coordinator then bounds it by the
+    /// caller's deadline instead of the operation timeout, and a caller that gives up leaves
+    /// it to finish in the background, handing back what it took.
+    fn lock_waits_block(&self) -> bool {
+        false
+    }
+
+    /// The waiting owner `owner` of lock `name` gives up (its deadline passed, it was
+    /// cancelled, or it failed): a backend that queued it takes it off the queue, so that
+    /// nobody waits behind it. Best effort; a queued entry must also expire on its own.
+    async fn stop_waiting(&self, _name: &LockName, _owner: OwnerToken) -> Result<()> {
+        Ok(())
+    }
 
     /// Whether [`LockMode::Shared`] is offered; if not, shared requests get `Unsupported`.
     fn supports_shared_locks(&self) -> bool {

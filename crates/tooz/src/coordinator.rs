@@ -567,7 +567,7 @@ impl Coordinator {
         self.inner.elections("campaign")?;
         let owner = OwnerToken::generate();
         let inner = &self.inner;
-        let attempt = || {
+        let attempt = |_waiting| {
             let sent = clock::now();
             let call = RunToEnd::new(
                 try_lead(Arc::clone(inner), group.clone(), owner),
@@ -668,6 +668,11 @@ pub(crate) async fn bounded<T>(
 }
 
 impl Inner {
+    /// Fires when the coordinator stops (or is dropped): waits end with `Stopped`.
+    pub(crate) fn stopped_token(&self) -> CancellationToken {
+        self.stop_heartbeat.clone()
+    }
+
     pub(crate) fn check_started(&self) -> Result<()> {
         if self.stopped.load(Ordering::Acquire) {
             Err(Error::Stopped)

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -102,10 +103,20 @@ impl Lock {
             });
         }
         let owner = OwnerToken::generate();
-        let attempt = || {
+        let mut queue = LeaveQueue {
+            inner: Arc::clone(inner),
+            name: self.name.clone(),
+            owner,
+            queued: AtomicBool::new(false),
+        };
+        let blocks = inner.backend.lock_waits_block();
+        let attempt = |wait: bool| {
             let sent = clock::now();
+            if wait {
+                queue.queued.store(true, Ordering::Relaxed);
+            }
             let (name, mode) = (self.name.clone(), self.mode);
-            let take = try_acquire(Arc::clone(inner), name.clone(), mode, owner);
+            let take = try_acquire(Arc::clone(inner), name.clone(), mode, owner, wait);
             let release = release_quietly(Arc::clone(inner), name, owner);
             let call = RunToEnd::new(take, {
                 let release = release.clone();
@@ -118,13 +129,28 @@ impl Lock {
                 }
             })
             .undo_on_doubt(move || boxed(async move { release.run().await }));
-            let call = inner.call("acquire lock", call);
-            async move { Ok(call.await?.map(|token| (token, sent))) }
+            async move {
+                let taken = if wait && blocks {
+                    // A kernel or server-side wait: bounded by the caller's deadline (in
+                    // `wait::retry`), not by the operation timeout.
+                    inner.check_started()?;
+                    call.await?
+                } else {
+                    inner.call("acquire lock", call).await?
+                };
+                Ok(taken.map(|token| (token, sent)))
+            }
         };
-        let topic = Topic::Lock(&self.name);
-        let Some((token, sent)) = wait::retry(inner, topic, deadline, attempt).await? else {
-            return Ok(None);
+        let topic = Topic::Lock(&self.name, owner);
+        let taken = wait::retry(inner, topic, deadline, attempt).await;
+        let Ok(Some((token, sent))) = taken else {
+            // Off the queue before answering, so that the caller's next attempt does not
+            // find its own old place ahead of it.
+            queue.leave().await;
+            return taken.map(|_| None);
         };
+        // Granted: the backend took us off its queue in the same step.
+        queue.queued = AtomicBool::new(false);
         let kind = Kind::Lock(self.name.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
             // The coordinator stopped while we were being granted the lock; handed back in a
@@ -145,13 +171,57 @@ async fn try_acquire(
     name: LockName,
     mode: LockMode,
     owner: OwnerToken,
+    wait: bool,
 ) -> Result<Option<FencingToken>> {
     let request = LockRequest {
         name: &name,
         mode,
         owner,
+        wait,
     };
     inner.backend.try_acquire(request).await
+}
+
+/// A waiter the backend may have queued: if its wait ends without the lock (deadline,
+/// cancellation, error), it is taken off the queue, so that nobody waits behind it until its
+/// queue entry expires.
+struct LeaveQueue {
+    inner: Arc<Inner>,
+    name: LockName,
+    owner: OwnerToken,
+    queued: AtomicBool,
+}
+
+impl LeaveQueue {
+    async fn leave(&mut self) {
+        if self.queued.swap(false, Ordering::Relaxed) {
+            leave_queue(Arc::clone(&self.inner), self.name.clone(), self.owner).await;
+        }
+    }
+}
+
+async fn leave_queue(inner: Arc<Inner>, name: LockName, owner: OwnerToken) {
+    let timeout = inner.hand_back_timeout();
+    let leave = inner.backend.stop_waiting(&name, owner);
+    if let Err(e) = crate::coordinator::bounded("leave the queue", timeout, leave).await {
+        tracing::debug!(lock = %name, error = %e, "cannot leave the lock's queue; the entry expires");
+    }
+}
+
+impl Drop for LeaveQueue {
+    fn drop(&mut self) {
+        // Only a cancelled wait gets here still queued.
+        if !self.queued.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(leave_queue(
+                Arc::clone(&self.inner),
+                self.name.clone(),
+                self.owner,
+            ));
+        }
+    }
 }
 
 /// Releases a grant nobody holds a handle to (best effort: it expires on the backend anyway).

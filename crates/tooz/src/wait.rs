@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::backend::{OwnerToken, Topic};
 use crate::coordinator::Inner;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// With a change hint the poll only catches what the hint cannot see (expiry), so it can be
@@ -17,8 +17,11 @@ const FIRST_PAUSE: Duration = Duration::from_millis(5);
 const MAX_PAUSE_WITH_HINT: Duration = Duration::from_millis(500);
 const MAX_PAUSE_POLLING: Duration = Duration::from_millis(250);
 
-/// Calls `attempt` until it yields `Some`, the `deadline` passes (`Ok(None)`), or it fails.
-/// With no deadline it waits as long as it takes.
+/// Calls `attempt` until it yields `Some`, the `deadline` passes (`Ok(None)`), the
+/// coordinator stops (`Stopped`), or it fails. With no deadline it waits as long as it takes.
+/// The first attempt is told it is not waiting (so that it neither queues nor jumps a queue);
+/// every later one that it is ([`crate::backend::LockRequest::wait`]). An attempt may itself
+/// wait (a kernel wait): it is then cut at the deadline, and must finish in the background.
 pub(crate) async fn retry<T, F, Fut>(
     inner: &Inner,
     topic: Topic<'_>,
@@ -26,13 +29,14 @@ pub(crate) async fn retry<T, F, Fut>(
     mut attempt: F,
 ) -> Result<Option<T>>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(bool) -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
     // The uncontended case pays for nothing but the attempt.
-    if let Some(value) = attempt().await? {
+    if let Some(value) = attempt(false).await? {
         return Ok(Some(value));
     }
+    let stopped = inner.stopped_token();
     let mut backoff = Backoff::new();
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -41,7 +45,19 @@ where
         // Subscribe before trying again, so a release between that attempt and our wait
         // still wakes us.
         let hint = inner.backend.change_hint(topic);
-        if let Some(value) = attempt().await? {
+        let waiting = async {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, attempt(true))
+                    .await
+                    .unwrap_or(Ok(None)),
+                None => attempt(true).await,
+            }
+        };
+        let taken = tokio::select! {
+            taken = waiting => taken?,
+            () = stopped.cancelled() => return Err(Error::Stopped),
+        };
+        if let Some(value) = taken {
             return Ok(Some(value));
         }
         let now = Instant::now();
@@ -55,14 +71,20 @@ where
         };
         let wake = now + backoff.next(cap);
         let wake = deadline.map_or(wake, |d| d.min(wake));
-        match hint {
-            Some(hint) => {
-                tokio::select! {
-                    () = hint => {}
-                    () = sleep_until(wake) => {}
+        let pause = async {
+            match hint {
+                Some(hint) => {
+                    tokio::select! {
+                        () = hint => {}
+                        () = sleep_until(wake) => {}
+                    }
                 }
+                None => sleep_until(wake).await,
             }
-            None => sleep_until(wake).await,
+        };
+        tokio::select! {
+            () = pause => {}
+            () = stopped.cancelled() => return Err(Error::Stopped),
         }
     }
 }

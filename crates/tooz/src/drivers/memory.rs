@@ -6,6 +6,8 @@
 //!
 //! Liveness is a lease, as on a server: each coordinator has a session that expires
 //! `timeout` after its last heartbeat, taking its memberships, locks and leadership with it.
+//! Lock waiters queue in arrival order, as on a server that can queue them: a released lock
+//! goes to the first waiter, never back to a releaser that asks again at once.
 //!
 //! # Options
 //!
@@ -40,6 +42,8 @@ use crate::options::UrlOptions;
 const NAME: &str = "memory";
 const OPTIONS: &[&str] = &["timeout", "groups", "elections", "shared_locks", "latency"];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a queued waiter keeps its place without renewing it (every attempt renews it).
+const QUEUE_ENTRY_LIFE: Duration = Duration::from_secs(1);
 
 /// Options of a `memory://` URL.
 #[derive(Debug, Clone)]
@@ -93,6 +97,9 @@ struct State {
     groups: BTreeMap<GroupId, BTreeMap<MemberId, Membership>>,
     locks: HashMap<LockName, Vec<LockHolder>>,
     lock_fences: HashMap<LockName, u64>,
+    /// Waiters per lock in arrival order, each alive until its instant (renewed by every
+    /// attempt), as a server-side queue keeps them.
+    lock_queues: HashMap<LockName, Vec<(OwnerToken, Instant)>>,
     leaders: HashMap<GroupId, Leader>,
     leader_fences: HashMap<GroupId, u64>,
 }
@@ -322,14 +329,34 @@ impl Backend for MemoryBackend {
                 Ok(s) => s,
                 Err(e) => return (Err(e), false),
             };
+            let now = Instant::now();
+            let queue = state.lock_queues.entry(request.name.clone()).or_default();
+            queue.retain(|(_, alive)| *alive > now);
+            let first = queue.first().map(|(owner, _)| *owner);
             let holders = state.locks.entry(request.name.clone()).or_default();
             let free = match request.mode {
                 LockMode::Exclusive => holders.is_empty(),
                 LockMode::Shared => holders.iter().all(|h| h.mode == LockMode::Shared),
             };
-            if !free {
+            // Waiters are served in arrival order: nobody takes the lock ahead of the first.
+            if !free || first.is_some_and(|first| first != request.owner) {
+                let queue = state.lock_queues.entry(request.name.clone()).or_default();
+                if request.wait {
+                    let alive = now + QUEUE_ENTRY_LIFE;
+                    match queue.iter_mut().find(|(owner, _)| *owner == request.owner) {
+                        Some(entry) => entry.1 = alive,
+                        None => queue.push((request.owner, alive)),
+                    }
+                }
                 return (Ok(None), false);
             }
+            if let Some(queue) = state.lock_queues.get_mut(request.name) {
+                queue.retain(|(owner, _)| *owner != request.owner);
+                if queue.is_empty() {
+                    state.lock_queues.remove(request.name);
+                }
+            }
+            let holders = state.locks.entry(request.name.clone()).or_default();
             holders.push(LockHolder {
                 owner: request.owner,
                 session,
@@ -339,6 +366,21 @@ impl Backend for MemoryBackend {
             (Ok(Some(token)), true)
         })
         .await
+    }
+
+    async fn stop_waiting(&self, name: &LockName, owner: OwnerToken) -> Result<()> {
+        self.call(|state, _| {
+            if let Some(queue) = state.lock_queues.get_mut(name) {
+                queue.retain(|(o, _)| *o != owner);
+                if queue.is_empty() {
+                    state.lock_queues.remove(name);
+                }
+            }
+            // The next waiter may be free to go now.
+            ((), true)
+        })
+        .await;
+        Ok(())
     }
 
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {

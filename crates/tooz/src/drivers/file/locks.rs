@@ -9,13 +9,21 @@
 //!
 //! These calls run inline on the async task: on an open descriptor they are non-blocking
 //! syscalls of a microsecond or two, far cheaper than a hop to a blocking thread.
+//!
+//! **Waiting** is the kernel's: a waiter blocks in `F_OFD_SETLKW` on a description of its own
+//! (on a blocking thread) and is woken by the kernel at the holder's release or death, in
+//! whatever process — no polling. While it waits it holds a shared lock on the lock's
+//! *waiting marker* (`.tooz-rs/waiting/<sha1hex(name)>`); a first, non-waiting attempt on a
+//! lock this coordinator once waited for probes the marker and, if anyone waits, does not take the
+//! lock ahead of them, so a releaser asking again at once queues behind the waiters. Python
+//! tooz's waiters poll and hold no marker.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::ofd::{self, Kind};
-use super::paths;
+use super::paths::{self, PRIVATE_DIR, sha1_hex};
 use crate::backend::{LockMode, LockRequest, OwnerToken};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
@@ -30,12 +38,46 @@ const MAX_IDLE: usize = 256;
 #[derive(Debug)]
 struct Slot {
     file: File,
+    /// The waiting marker, opened once this coordinator had to wait for the lock; probed
+    /// before a first attempt from then on (a lock never waited for costs nothing more).
+    marker: Option<File>,
     holders: Vec<(OwnerToken, LockMode)>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct LockTable {
     slots: HashMap<LockName, Slot>,
+    /// Grants won by a kernel wait, each on a description of its own.
+    waited: HashMap<OwnerToken, (LockName, File)>,
+}
+
+/// Opens (creating) the waiting marker of lock `name`.
+pub(crate) fn open_marker(root: &File, name: &LockName) -> Result<File> {
+    let hashed = sha1_hex(name.as_bytes());
+    let components: [&[u8]; 3] = [PRIVATE_DIR.as_bytes(), b"waiting", hashed.as_bytes()];
+    paths::open_below(root, &components).map_err(|e| {
+        let e = match e {
+            paths::OpenError::Io(e) => e,
+            other => std::io::Error::other(format!("{other:?}")),
+        };
+        io_error(name, "cannot open the waiting marker of the", e)
+    })
+}
+
+/// Waits in the kernel for exclusive lock `name`, on descriptions of its own: blocks the
+/// calling thread until granted. Returns the lock file holding the grant and its token.
+pub(crate) fn wait_exclusive(root: &File, name: &LockName) -> Result<(File, FencingToken)> {
+    let marker = open_marker(root, name)?;
+    // Shared: waiters do not exclude each other, only show that someone waits.
+    ofd::try_lock(&marker, Kind::Shared)
+        .map_err(|e| io_error(name, "cannot mark a waiter on", e))?;
+    let file = paths::open_lock(root, name)?;
+    ofd::lock_wait(&file, Kind::Exclusive).map_err(|e| io_error(name, "cannot wait for", e))?;
+    drop(marker);
+    match bump_counter(&file) {
+        Ok(token) => Ok((file, FencingToken::new(token))),
+        Err(e) => Err(io_error(name, "cannot update the fencing counter of", e)),
+    }
 }
 
 fn io_error(name: &LockName, what: &str, e: std::io::Error) -> Error {
@@ -83,10 +125,19 @@ impl LockTable {
                 let file = paths::open_lock(root, name)?;
                 self.slots.entry(name.clone()).or_insert(Slot {
                     file,
+                    marker: None,
                     holders: Vec::new(),
                 })
             }
         };
+        if request.mode == LockMode::Exclusive
+            && let Some(marker) = &slot.marker
+            && ofd::locked_elsewhere(marker, Kind::Exclusive)
+                .map_err(|e| io_error(name, "cannot probe the waiting marker of", e))?
+        {
+            // Others wait for it: no taking it ahead of them.
+            return Ok(None);
+        }
         if !slot.holders.is_empty() {
             // Our own descriptor already holds it: exclusive grants exclude everything, and
             // shared ones ride on the read lock already taken.
@@ -123,7 +174,34 @@ impl LockTable {
         }
     }
 
+    /// Records a grant won by [`wait_exclusive`]; from then on, first attempts of this
+    /// coordinator look for waiters on this lock.
+    pub(crate) fn add_waited(
+        &mut self,
+        root: &File,
+        name: &LockName,
+        owner: OwnerToken,
+        file: File,
+    ) -> Result<()> {
+        if let Some(slot) = self.slots.get_mut(name)
+            && slot.marker.is_none()
+        {
+            slot.marker = Some(open_marker(root, name)?);
+        }
+        self.waited.insert(owner, (name.clone(), file));
+        Ok(())
+    }
+
     pub(crate) fn release(&mut self, name: &LockName, owner: OwnerToken) -> Result<bool> {
+        if let Some((held, file)) = self.waited.remove(&owner) {
+            if held != *name {
+                self.waited.insert(owner, (held, file));
+                return Ok(false);
+            }
+            // Closing the description drops its lock; unlock first to report a failure.
+            ofd::unlock(&file).map_err(|e| io_error(name, "cannot unlock", e))?;
+            return Ok(true);
+        }
         let Some(slot) = self.slots.get_mut(name) else {
             return Ok(false);
         };
@@ -152,6 +230,7 @@ impl LockTable {
     /// Drops every lock (on stop).
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
+        self.waited.clear();
     }
 }
 
@@ -179,6 +258,7 @@ mod tests {
             name,
             mode: LockMode::Exclusive,
             owner: OwnerToken::generate(),
+            wait: false,
         }
     }
 

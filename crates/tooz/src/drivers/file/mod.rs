@@ -19,6 +19,13 @@
 //!   over-long components are refused, and no symlink is followed.
 //! * Lock descriptors are close-on-exec; locks are Linux open-file-description locks, which
 //!   conflict with Python's `fcntl.lockf` and also exclude two coordinators of one process.
+//! * **Waiters wait in the kernel** (`F_OFD_SETLKW` on a blocking thread), woken at the
+//!   holder's release or death in any process, with no polling; the order among waiters is
+//!   the kernel's (Linux wakes every waiter of a released lock and the first to run takes
+//!   it: no strict FIFO). A releaser that asks again at once does not take the lock back
+//!   ahead of waiters (see `locks.rs`). A waiter that gives up (a timeout, a cancelled
+//!   future) leaves its thread waiting in the kernel; when that thread is granted the lock
+//!   it hands it back at once. Shared-lock waiters poll.
 //!
 //! Single host only: on NFS, locks and mtimes are not trustworthy (a warning is logged).
 //!
@@ -48,7 +55,8 @@ use url::Url;
 
 use super::shared::{Changes, Registry};
 use crate::backend::{
-    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, OwnerToken, Topic,
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, OwnerToken,
+    Topic,
 };
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
@@ -292,6 +300,22 @@ impl Backend for FileBackend {
 
     async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
         let state = &self.state;
+        if request.wait && request.mode == LockMode::Exclusive {
+            // A kernel wait on a blocking thread: woken by the holder's release or death,
+            // in any process.
+            let (name, owner) = (request.name.clone(), request.owner);
+            return self
+                .blocking(move |state| {
+                    let root = state.with_root(|root| {
+                        root.try_clone()
+                            .map_err(|e| io_error("cannot open the directory", e))
+                    })?;
+                    let (file, token) = locks::wait_exclusive(&root, &name)?;
+                    guard(&state.locks).add_waited(&root, &name, owner, file)?;
+                    Ok(Some(token))
+                })
+                .await;
+        }
         state.with_root(|root| guard(&state.locks).try_acquire(root, request))
     }
 
@@ -304,6 +328,10 @@ impl Backend for FileBackend {
     }
 
     fn supports_shared_locks(&self) -> bool {
+        true
+    }
+
+    fn lock_waits_block(&self) -> bool {
         true
     }
 

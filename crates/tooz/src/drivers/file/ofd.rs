@@ -47,6 +47,19 @@ pub(crate) fn try_lock(file: impl AsFd, kind: Kind) -> io::Result<bool> {
     }
 }
 
+/// Waits in the kernel until the whole file can be locked, then locks it. The kernel queues
+/// the waiter and wakes it at the conflicting holder's release (or death).
+pub(crate) fn lock_wait(file: impl AsFd, kind: Kind) -> io::Result<()> {
+    let flock = whole_file(l_type(kind));
+    loop {
+        match fcntl(&file, FcntlArg::F_OFD_SETLKW(&flock)) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Drops this description's lock on the file.
 pub(crate) fn unlock(file: impl AsFd) -> io::Result<()> {
     let flock = whole_file(libc::F_UNLCK);

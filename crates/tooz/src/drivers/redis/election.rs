@@ -27,7 +27,7 @@ impl Elections for RedisBackend {
 
     async fn resign(&self, group: &GroupId, owner: OwnerToken) -> Result<bool> {
         let mut conn = self.conn()?;
-        let resigned: i64 = scripts::RELEASE
+        let resigned: i64 = scripts::RESIGN
             .key(self.keys.leader_lock(group))
             .key(self.keys.leader_name(group))
             .arg(owner.to_hex())

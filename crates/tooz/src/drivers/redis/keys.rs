@@ -60,6 +60,16 @@ impl Keys {
         join(&[&self.ns, b":rs:fence:", name.as_bytes()])
     }
 
+    /// Waiters for a lock, in arrival order (a sorted set of owner tokens).
+    pub(crate) fn queue(&self, name: &LockName) -> Vec<u8> {
+        join(&[&self.ns, b":rs:queue:", name.as_bytes()])
+    }
+
+    /// Until when each queued waiter counts as alive (a hash: owner token → server ms).
+    pub(crate) fn waiting(&self, name: &LockName) -> Vec<u8> {
+        join(&[&self.ns, b":rs:waiting:", name.as_bytes()])
+    }
+
     pub(crate) fn leader_fence(&self, group: &GroupId) -> Vec<u8> {
         join(&[&self.ns, b":rs:leader-fence:", group.as_bytes()])
     }
@@ -167,6 +177,8 @@ mod tests {
             k.fence(&"x".into()),
             k.leader_fence(&"x".into()),
             k.leader_name(&"x".into()),
+            k.queue(&"x".into()),
+            k.waiting(&"x".into()),
             k.events(),
         ] {
             assert!(ours.starts_with(b"_tooz:rs:"));

@@ -3,10 +3,16 @@
 //! members, capabilities and locks on one server.
 //!
 //! * **Locks** take one round trip per acquire, fencing token included (a Lua script: `SET NX
-//!   PX`, then `INCR` of the lock's counter); release and renewal compare the owner token.
-//!   Waiters are woken by a release announcement (pub/sub, received as RESP3 push messages on
-//!   the coordinator's one multiplexed connection, so Redis 6 or newer is needed) and poll,
-//!   jittered, for releases made by Python tooz, which announces nothing.
+//!   PX`, then the lock's counter); release and renewal compare the owner token.
+//! * **Waiters queue** in arrival order (a sorted set per lock beside the lock key, under the
+//!   namespace's `:rs:` prefix): only the first live waiter may take a free lock, so a
+//!   releaser that asks again at once queues behind those already waiting, and a release
+//!   wakes the first waiter alone — one message naming its owner token (pub/sub, received as
+//!   RESP3 push messages on the coordinator's one multiplexed connection, so Redis 6 or newer
+//!   is needed), not a herd. A waiter renews its place on every look (at least every 100 ms,
+//!   which also catches releases that nobody announces: an expired holder, Python tooz); one
+//!   that stopped looking drops out of the queue after 1 s. Python tooz's waiters do not
+//!   queue: they take the lock whenever they find it free.
 //! * **Heartbeat**: one script per beat refreshes the member's beat key, extends every lock and
 //!   leadership still ours, and checks every membership; whatever it finds gone fires its loss
 //!   signal. The connection reconnects by itself.
@@ -46,6 +52,7 @@ mod keys;
 mod options;
 mod scripts;
 mod sentinel;
+mod waiters;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -69,10 +76,15 @@ pub use options::RedisOptions;
 use options::tcp_addr;
 #[cfg(feature = "redis-tls")]
 use options::tls_client;
+use waiters::Waiters;
 
 const NAME: &str = "redis";
-/// How often a waiter looks for releases nobody announces (Python tooz's), at most.
+/// How often a waiter looks for releases nobody announces (Python tooz's, a holder that
+/// expired), at most; each look also renews its place in the lock's queue.
 const UNANNOUNCED_POLL: Duration = Duration::from_millis(100);
+/// How long a queued waiter keeps its place without renewing it: a waiter that stopped
+/// (crashed, paused) blocks those behind it at most this long.
+const QUEUE_ENTRY_LIFE: Duration = Duration::from_millis(1_000);
 
 /// What [`crate::Coordinator::leader`] answers when the election lock is held by a Python tooz
 /// member, which records no member id.
@@ -102,6 +114,7 @@ pub struct RedisBackend {
     /// on it too); replaced when a failover moves the master.
     conn: RwLock<Option<ConnectionManager>>,
     changes: Arc<Changes>,
+    waiters: Arc<Waiters>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -123,6 +136,7 @@ impl RedisBackend {
             keys,
             conn: RwLock::new(None),
             changes: Arc::new(Changes::default()),
+            waiters: Arc::default(),
         }
     }
 
@@ -162,11 +176,24 @@ impl RedisBackend {
     /// is a Redis master; replaces the connection in use.
     async fn connect(&self) -> Result<()> {
         let client = self.client(self.master_addr().await?)?;
-        // Every push (an announced release or membership change, a resubscription after a
-        // reconnect) wakes this backend's waiters; they look again for themselves.
-        let changes = Arc::clone(&self.changes);
-        let on_push = move |_: redis::PushInfo| {
-            changes.notify();
+        // A lock's release wakes the one waiter it names; any other push (a membership or
+        // leadership change, a resubscription after a reconnect) wakes those watching groups
+        // and elections, who look again for themselves — and after a reconnect, lock waiters
+        // too, as announcements may have been missed.
+        let (changes, waiters) = (Arc::clone(&self.changes), Arc::clone(&self.waiters));
+        let on_push = move |push: redis::PushInfo| {
+            let message = match (&push.kind, push.data.get(1)) {
+                (redis::PushKind::Message, Some(redis::Value::BulkString(message))) => {
+                    Some(message.as_slice())
+                }
+                _ => None,
+            };
+            if !message.is_some_and(|m| waiters.wake(m)) {
+                changes.notify();
+                if !matches!(push.kind, redis::PushKind::Message) {
+                    waiters.wake_all();
+                }
+            }
             Ok::<(), std::convert::Infallible>(())
         };
         let config = ConnectionManagerConfig::new()
@@ -370,8 +397,12 @@ impl Backend for RedisBackend {
         let token: u64 = scripts::ACQUIRE
             .key(self.keys.lock(request.name))
             .key(self.keys.fence(request.name))
+            .key(self.keys.queue(request.name))
+            .key(self.keys.waiting(request.name))
             .arg(request.owner.to_hex())
             .arg(Self::ms(self.options.lock_timeout))
+            .arg(if request.wait { "1" } else { "0" })
+            .arg(Self::ms(QUEUE_ENTRY_LIFE))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -379,11 +410,11 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
-        let key = self.keys.lock(name);
         let mut conn = self.conn()?;
-        let released: i64 = scripts::RELEASE
-            .key(&key)
-            .key(&key)
+        let released: i64 = scripts::RELEASE_LOCK
+            .key(self.keys.lock(name))
+            .key(self.keys.queue(name))
+            .key(self.keys.waiting(name))
             .arg(owner.to_hex())
             .arg(self.keys.events())
             .invoke_async(&mut conn)
@@ -392,8 +423,25 @@ impl Backend for RedisBackend {
         Ok(released == 1)
     }
 
-    fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {
-        Some(self.changes.hint_or_poll(UNANNOUNCED_POLL))
+    async fn stop_waiting(&self, name: &LockName, owner: OwnerToken) -> Result<()> {
+        let mut conn = self.conn()?;
+        let _: i64 = scripts::LEAVE_QUEUE
+            .key(self.keys.lock(name))
+            .key(self.keys.queue(name))
+            .key(self.keys.waiting(name))
+            .arg(owner.to_hex())
+            .arg(self.keys.events())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
+        Some(match topic {
+            Topic::Lock(_, owner) => self.waiters.hint(owner, UNANNOUNCED_POLL),
+            Topic::Group(_) | Topic::Leader(_) => self.changes.hint_or_poll(UNANNOUNCED_POLL),
+        })
     }
 
     fn groups(&self) -> Option<&dyn Groups> {

@@ -23,27 +23,97 @@ local function next_fence(key)
 end
 ";
 
-/// Take a lock and, in the same round trip, its next fencing token.
-/// KEYS: lock, fence. ARGV: token, ttl ms. Returns the token, or 0 if held.
+/// A lock's queue of waiters: a sorted set of owner tokens by arrival (server microseconds),
+/// beside a hash of until when (server milliseconds) each counts as alive. A waiter renews its
+/// entry on every attempt; one that stopped (crashed, paused, gave up without saying) drops
+/// out once its entry lapses, so that nobody waits behind it for long.
+const QUEUE: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function first_waiter(queue, alive, now)
+  while true do
+    local head = redis.call('ZRANGE', queue, 0, 0)[1]
+    if not head then return nil end
+    if tonumber(redis.call('HGET', alive, head) or '0') > now then return head end
+    redis.call('ZREM', queue, head)
+    redis.call('HDEL', alive, head)
+  end
+end
+local function wake_first(queue, alive, channel)
+  local head = first_waiter(queue, alive, now_ms())
+  if head then redis.call('PUBLISH', channel, 'w:' .. head) end
+end
+";
+
+/// Take a lock and, in the same round trip, its next fencing token — unless others queued
+/// for it first: then only the first of them may take it, and a waiting caller joins the
+/// queue (or renews its place). KEYS: lock, fence, queue, waiting. ARGV: token, ttl ms,
+/// wait ('1' or '0'), how long a queue entry lives (ms). Returns the token, or 0.
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{NEXT_FENCE}{}",
+        "{NEXT_FENCE}{QUEUE}{}",
         r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+local now = now_ms()
+local head = first_waiter(KEYS[3], KEYS[4], now)
+if (not head or head == ARGV[1]) and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if head then
+    redis.call('ZREM', KEYS[3], ARGV[1])
+    redis.call('HDEL', KEYS[4], ARGV[1])
+  end
   return next_fence(KEYS[2])
+end
+if ARGV[3] == '1' then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], 'NX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], now + tonumber(ARGV[4]))
+  redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[4]))
+  redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[4]))
 end
 return 0"
     ))
 });
 
-/// Release a grant if it is still ours (what redis-py's lock does), and announce it.
-/// KEYS: lock, leader-name (or the lock again). ARGV: token, channel. Returns 1 or 0.
-pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+/// Release a lock if it is still ours (what redis-py's lock does) and wake the first live
+/// waiter, and it alone. KEYS: lock, queue, waiting. ARGV: token, channel. Returns 1 or 0.
+pub(crate) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "redis.replicate_commands()\n{QUEUE}{}",
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  wake_first(KEYS[2], KEYS[3], ARGV[2])
+  return 1
+end
+return 0"
+    ))
+});
+
+/// A waiter gives up: off the queue, and if it was first and the lock is free, the next one is
+/// woken. KEYS: lock, queue, waiting. ARGV: token, channel.
+pub(crate) static LEAVE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "redis.replicate_commands()\n{QUEUE}{}",
+        r"
+local was_first = first_waiter(KEYS[2], KEYS[3], now_ms()) == ARGV[1]
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if was_first and redis.call('EXISTS', KEYS[1]) == 0 then
+  wake_first(KEYS[2], KEYS[3], ARGV[2])
+end
+return 1"
+    ))
+});
+
+/// Resign a leadership if it is still ours, and announce it to everyone campaigning.
+/// KEYS: leader lock, leader name. ARGV: token, channel. Returns 1 or 0.
+pub(crate) static RESIGN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
+  redis.call('DEL', KEYS[2])
   redis.call('PUBLISH', ARGV[2], KEYS[1])
   return 1
 end

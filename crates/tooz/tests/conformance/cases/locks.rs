@@ -464,3 +464,38 @@ pub async fn exclusive_and_shared_exclude(h: Harness) {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+/// Waiters are served in arrival order: a holder that releases and asks again at once queues
+/// behind the process that was already waiting, rather than taking the lock straight back.
+pub async fn a_releaser_does_not_take_the_lock_back_from_a_waiter(h: Harness) {
+    let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
+    let name = unique("l");
+    let held = a.lock(name.as_str()).acquire().await.unwrap();
+    let waiter = {
+        let (b, name) = (b.clone(), name.clone());
+        tokio::spawn(async move {
+            let guard = b.lock(name.as_str()).acquire().await.unwrap();
+            let token = guard.token();
+            sleep(Duration::from_millis(20)).await;
+            guard.release().await.unwrap();
+            token
+        })
+    };
+    // Let the waiter get in line (and fail its first attempts).
+    sleep(Duration::from_millis(100)).await;
+    held.release().await.unwrap();
+    let again = a
+        .lock(name.as_str())
+        .acquire_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let waiter_token = waiter.await.unwrap();
+    assert!(
+        waiter_token < again.token(),
+        "the waiter was served first (its token {waiter_token}, the releaser's next {})",
+        again.token()
+    );
+    again.release().await.unwrap();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}

@@ -22,6 +22,10 @@ pub const ALL: &[Case] = &[
     case!(locks::not_reentrant_within_a_coordinator, Nothing),
     case!(locks::acquire_timeout_gives_up_in_time, Nothing),
     case!(locks::waiter_wakes_on_release, Nothing),
+    case!(
+        locks::a_releaser_does_not_take_the_lock_back_from_a_waiter,
+        Nothing
+    ),
     case!(locks::several_locks_on_one_coordinator, Nothing),
     case!(locks::fencing_tokens_strictly_increase, Nothing),
     case!(locks::mutual_exclusion_under_contention, Nothing),
