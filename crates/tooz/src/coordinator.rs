@@ -10,13 +10,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::FencingToken;
 use crate::backend::{Backend, BeatReport, Elections, Groups, OwnerToken, Topic};
 use crate::capabilities::Capabilities;
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::election::Leadership;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, LockName, MemberId};
-use crate::lock::{FencingToken, Lock};
+use crate::lock::Lock;
 use crate::membership::Membership;
 use crate::run_to_end::{RunToEnd, boxed};
 use crate::scheme;
@@ -219,8 +220,9 @@ impl Coordinator {
             stop_heartbeat: CancellationToken::new(),
             membership_ops: Arc::default(),
         });
+        let beats: Arc<dyn heartbeat::Beats> = Arc::clone(&inner) as _;
         tokio::spawn(heartbeat::run(
-            Arc::downgrade(&inner),
+            Arc::downgrade(&beats),
             session,
             inner.stop_heartbeat.clone(),
             interval,
@@ -581,7 +583,9 @@ impl Coordinator {
             async move { Ok(call.await?.map(|token| (token, sent))) }
         };
         let topic = Topic::Leader(&group);
-        let Some((token, sent)) = wait::retry(inner, topic, deadline, attempt).await? else {
+        let (backend, stopped) = (&*inner.backend, inner.stopped_token());
+        let taken = wait::retry(backend, &stopped, topic, deadline, attempt).await?;
+        let Some((token, sent)) = taken else {
             return Ok(None);
         };
         let kind = Kind::Leadership(group.clone());
@@ -790,6 +794,16 @@ impl Inner {
             ),
         }
         result
+    }
+}
+
+impl heartbeat::Beats for Inner {
+    fn beat(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { Self::beat(self).await.is_ok() })
+    }
+
+    fn who(&self) -> (&'static str, &MemberId) {
+        (self.backend.name(), &self.member)
     }
 }
 

@@ -4,9 +4,10 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::backend::FencingToken;
 use crate::error::Result;
 use crate::ids::GroupId;
-use crate::lock::{FencingToken, Grant};
+use crate::lock::Grant;
 use crate::{Coordinator, backend::OwnerToken};
 
 /// Being the leader of a group. Dropping it resigns in the background (best effort); call

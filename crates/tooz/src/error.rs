@@ -72,6 +72,15 @@ pub enum Error {
         /// The backend's name.
         backend: &'static str,
     },
+    /// What the URL asks for is in this crate, but this build leaves it out: the cargo feature
+    /// named enables it.
+    #[error("{what} is not built in: enable the cargo feature `{feature}` of tooz")]
+    FeatureNotEnabled {
+        /// What was asked for (a backend, TLS, ...).
+        what: &'static str,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
     /// The backend lacks characteristics the caller required (tooz `ToozDriverChosenPoorly`).
     #[error("the {backend} backend lacks the required characteristics {missing:?}")]
     CharacteristicsNotMet {

@@ -14,8 +14,16 @@ use tokio::time::{sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
-use crate::coordinator::Inner;
+use crate::ids::MemberId;
 use crate::session::Session;
+
+/// What the task heartbeats: the coordinator, seen through the little the task needs.
+pub(crate) trait Beats: Send + Sync + 'static {
+    /// One heartbeat; whether it succeeded.
+    fn beat(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+    /// For messages: the backend's name and our member id.
+    fn who(&self) -> (&'static str, &MemberId);
+}
 
 /// When heartbeats fail, try again this often (bounded by the normal interval).
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
@@ -26,7 +34,7 @@ type Beat = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// coordinator between beats, so an abandoned coordinator is not kept alive by its own
 /// heartbeat.
 pub(crate) async fn run(
-    inner: Weak<Inner>,
+    inner: Weak<dyn Beats>,
     session: Arc<Session>,
     stop: CancellationToken,
     interval: Option<Duration>,
@@ -44,7 +52,7 @@ pub(crate) async fn run(
             () = stop.cancelled() => return,
             () = sleep(left.unwrap_or_default().min(clock::MAX_NAP)), if left.is_some() => {
                 let Some(inner) = inner.upgrade() else { return };
-                report_expiry(&inner, &session);
+                report_expiry(&*inner, &session);
             }
             () = session.deadline_moved() => {}
             ok = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
@@ -55,25 +63,26 @@ pub(crate) async fn run(
             }
             () = sleep_until(next_beat.unwrap_or_else(|| clock::instant_after(Duration::MAX))), if beat_due => {
                 let Some(inner) = inner.upgrade() else { return };
-                in_flight = Some(Box::pin(async move { inner.beat().await.is_ok() }));
+                in_flight = Some(Box::pin(async move { inner.beat().await }));
             }
         }
     }
 }
 
-fn report_expiry(inner: &Inner, session: &Session) {
+fn report_expiry(inner: &dyn Beats, session: &Session) {
     let expired = session.expire_due(clock::now());
+    let (backend, member) = inner.who();
     if expired.session {
         tracing::warn!(
-            backend = inner.backend.name(),
-            member = %inner.member,
+            backend,
+            member = %member,
             "local lease ran out before a heartbeat renewed it: memberships are reported lost"
         );
     }
     if expired.grants > 0 {
         tracing::warn!(
-            backend = inner.backend.name(),
-            member = %inner.member,
+            backend,
+            member = %member,
             grants = expired.grants,
             "locks or leaderships were not renewed in time: they are reported lost"
         );

@@ -58,8 +58,9 @@
 //! | `mysql://` | MySQL / MariaDB | `mysql` | `GET_LOCK` | planned |
 //! | `memcached://` | memcached | `memcached` | item expiry | planned |
 //!
-//! A planned scheme is refused by [`Coordinator::connect`] with [`Error::InvalidUrl`] naming the
-//! backend. URL options keep tooz's names and defaults; an unknown option is an error that lists
+//! This table is [`REGISTRATIONS`] (a test holds the two together). A planned scheme is refused
+//! by [`Coordinator::connect`] with [`Error::InvalidUrl`] naming the backend; a backend whose
+//! cargo feature is off in this build, with [`Error::FeatureNotEnabled`] naming the feature. URL options keep tooz's names and defaults; an unknown option is an error that lists
 //! the valid ones ([`Error::UnknownOption`]), and a password in a URL never appears in `Debug`,
 //! `Display`, errors or logs.
 //!
@@ -123,6 +124,7 @@ mod partitioner;
 mod run_to_end;
 mod scheme;
 mod session;
+mod tokens;
 mod wait;
 mod watch;
 
@@ -137,9 +139,11 @@ pub use election::Leadership;
 pub use error::{BoxError, Error, Result};
 pub use hashring::{DEFAULT_PARTITIONS, HashFunction, HashRing, Placement};
 pub use ids::{GroupId, LockName, MAX_NAME_LEN, MemberId};
-pub use lock::{FencingToken, Lock, LockGuard};
+pub use lock::{Lock, LockGuard};
 pub use membership::Membership;
 pub use partitioner::{PartitionKey, Partitioner, RawKey};
+pub use scheme::{BackendStatus, REGISTRATIONS, Registration};
+pub use tokens::FencingToken;
 pub use watch::{GroupEvent, GroupWatch};
 
 /// The msgpack value type capabilities are made of (re-exported from `rmpv`).

@@ -8,38 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{LockMode, LockRequest, OwnerToken, Topic};
+use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken, Topic};
 use crate::coordinator::{Coordinator, Inner};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
 use crate::run_to_end::{RunToEnd, boxed};
 use crate::session::{Kind, Signal};
 use crate::{clock, wait};
-
-/// A number handed out with every grant of a lock (or of a group's leadership), strictly
-/// increasing per lock name across every holder. Pass it to the resource the lock protects and
-/// have it refuse any token lower than the highest it has seen: then a holder that lost the
-/// lock without knowing (a long pause, a partition) cannot do harm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FencingToken(u64);
-
-impl FencingToken {
-    /// A token with this value.
-    pub fn new(value: u64) -> Self {
-        Self(value)
-    }
-
-    /// The token's value.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for FencingToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// A named lock of a coordinator; cheap, and takes nothing until asked.
 #[derive(Debug, Clone)]
@@ -142,7 +117,8 @@ impl Lock {
             }
         };
         let topic = Topic::Lock(&self.name, owner);
-        let taken = wait::retry(inner, topic, deadline, attempt).await;
+        let (backend, stopped) = (&*inner.backend, inner.stopped_token());
+        let taken = wait::retry(backend, &stopped, topic, deadline, attempt).await;
         let Ok(Some((token, sent))) = taken else {
             // Off the queue before answering, so that the caller's next attempt does not
             // find its own old place ahead of it.

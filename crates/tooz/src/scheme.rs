@@ -1,26 +1,120 @@
-//! URL → backend: one `match`, one arm per backend.
+//! URL → backend, through one registration table: each backend's schemes, cargo feature,
+//! status and open function in one row. Dispatch, the "not built with feature X" error and the
+//! URL tables of the crate docs and the README all come from it (the last two are checked
+//! against it by `tests/registrations.rs`).
 
 use url::Url;
 
 use crate::backend::Backend;
-use crate::drivers::memory::{MemoryBackend, MemoryOptions};
 use crate::error::{Error, Result};
 use crate::ids::MemberId;
 use crate::options::redact_str;
 
-/// The schemes Python tooz 9.1.0 (or an older release) registers, which this crate will accept
-/// as its backends land.
-const PLANNED: &[(&str, &str)] = &[
-    ("etcd3+http", "etcd"),
-    ("etcd3+https", "etcd"),
-    ("etcd", "etcd"),
-    ("zookeeper", "zookeeper"),
-    ("kazoo", "zookeeper"),
-    ("postgresql", "postgres"),
-    ("mysql", "mysql"),
-    ("memcached", "memcached"),
-    ("consul", "consul"),
-    ("ipc", "ipc"),
+/// Builds a backend for a URL, connected for a member (not yet started).
+pub(crate) type Opener = fn(&Url, &MemberId) -> Result<Box<dyn Backend>>;
+
+/// Whether a backend can be used yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendStatus {
+    /// In this crate (if its feature is enabled).
+    Available,
+    /// Accepted by Python tooz; not in this crate yet.
+    Planned,
+}
+
+/// One backend's row in the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The backend's name, as in errors and [`crate::Coordinator::backend_name`].
+    pub backend: &'static str,
+    /// The URL schemes that select it.
+    pub schemes: &'static [&'static str],
+    /// The cargo feature that builds it in; `None`: always built.
+    pub feature: Option<&'static str>,
+    /// Available or planned.
+    pub status: BackendStatus,
+    /// How to open it; `None` when planned, or when its feature is off in this build.
+    open: Option<Opener>,
+}
+
+impl Registration {
+    /// Whether this build can open it.
+    pub fn is_built(&self) -> bool {
+        self.open.is_some()
+    }
+}
+
+const MEMORY: Option<Opener> = Some(|url, member| {
+    use crate::drivers::memory::{MemoryBackend, MemoryOptions};
+    Ok(Box::new(MemoryBackend::new(
+        MemoryOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+
+#[cfg(feature = "file")]
+const FILE: Option<Opener> = Some(|url, member| {
+    use crate::drivers::file::{FileBackend, FileOptions};
+    Ok(Box::new(FileBackend::new(
+        FileOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "file"))]
+const FILE: Option<Opener> = None;
+
+#[cfg(feature = "redis")]
+const REDIS: Option<Opener> = Some(|url, member| {
+    use crate::drivers::redis::{RedisBackend, RedisOptions};
+    Ok(Box::new(RedisBackend::new(
+        RedisOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "redis"))]
+const REDIS: Option<Opener> = None;
+
+const fn planned(backend: &'static str, schemes: &'static [&'static str]) -> Registration {
+    Registration {
+        backend,
+        schemes,
+        feature: Some(backend),
+        status: BackendStatus::Planned,
+        open: None,
+    }
+}
+
+/// Every backend: those in this crate, then those Python tooz 9.1.0 (or an older release)
+/// registers that this crate will accept as they land.
+pub const REGISTRATIONS: &[Registration] = &[
+    Registration {
+        backend: "memory",
+        schemes: &["memory"],
+        feature: None,
+        status: BackendStatus::Available,
+        open: MEMORY,
+    },
+    Registration {
+        backend: "file",
+        schemes: &["file"],
+        feature: Some("file"),
+        status: BackendStatus::Available,
+        open: FILE,
+    },
+    Registration {
+        backend: "redis",
+        schemes: &["redis", "rediss"],
+        feature: Some("redis"),
+        status: BackendStatus::Available,
+        open: REDIS,
+    },
+    planned("etcd", &["etcd3+http", "etcd3+https", "etcd"]),
+    planned("zookeeper", &["zookeeper", "kazoo"]),
+    planned("postgres", &["postgresql", "postgres"]),
+    planned("mysql", &["mysql"]),
+    planned("memcached", &["memcached"]),
+    planned("consul", &["consul"]),
+    planned("ipc", &["ipc"]),
 ];
 
 /// Builds the backend for `url`, connected for `member` (not yet started).
@@ -30,37 +124,28 @@ pub(crate) fn open(url: &str, member: &MemberId) -> Result<Box<dyn Backend>> {
         reason,
     };
     let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-    match parsed.scheme() {
-        "memory" => Ok(Box::new(MemoryBackend::new(
-            MemoryOptions::from_url(&parsed)?,
-            member.clone(),
+    let scheme = parsed.scheme();
+    let Some(registration) = REGISTRATIONS.iter().find(|r| r.schemes.contains(&scheme)) else {
+        let known: Vec<String> = REGISTRATIONS
+            .iter()
+            .filter(|r| r.is_built())
+            .flat_map(|r| r.schemes.iter().map(|s| format!("{s}://")))
+            .collect();
+        return Err(invalid(format!(
+            "unknown scheme '{scheme}'; supported: {}",
+            known.join(", ")
+        )));
+    };
+    match (registration.open, registration.status, registration.feature) {
+        (Some(open), _, _) => open(&parsed, member),
+        (None, BackendStatus::Available, Some(feature)) => Err(Error::FeatureNotEnabled {
+            what: registration.backend,
+            feature,
+        }),
+        (None, _, _) => Err(invalid(format!(
+            "the {} backend is not available in this build of tooz yet",
+            registration.backend
         ))),
-        #[cfg(feature = "file")]
-        "file" => Ok(Box::new(crate::drivers::file::FileBackend::new(
-            crate::drivers::file::FileOptions::from_url(&parsed)?,
-            member.clone(),
-        ))),
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Box::new(crate::drivers::redis::RedisBackend::new(
-            crate::drivers::redis::RedisOptions::from_url(&parsed)?,
-            member.clone(),
-        ))),
-        #[cfg(not(feature = "redis"))]
-        "redis" | "rediss" => Err(invalid(
-            "the redis backend is not built in: enable the cargo feature `redis`".to_owned(),
-        )),
-        #[cfg(not(feature = "file"))]
-        "file" => Err(invalid(
-            "the file backend is not built in: enable the cargo feature `file`".to_owned(),
-        )),
-        scheme => match PLANNED.iter().find(|(s, _)| *s == scheme) {
-            Some((_, backend)) => Err(invalid(format!(
-                "the {backend} backend is not available in this build of tooz yet"
-            ))),
-            None => Err(invalid(format!(
-                "unknown scheme '{scheme}'; supported: memory://, file:///DIR, redis://"
-            ))),
-        },
     }
 }
 
@@ -80,11 +165,35 @@ mod tests {
             error("nonsense")
         );
         assert!(error("gopher://x").contains("unknown scheme 'gopher'"));
+        assert!(error("gopher://x").contains("memory://"));
         assert!(error("etcd3+http://u:pw@h").contains("not available"));
         assert!(
             !error("etcd3+http://u:pw@h").contains("pw@"),
             "password redacted"
         );
         assert!(error("memory://x?bogus=1").contains("valid options are: timeout"));
+    }
+
+    #[test]
+    fn every_scheme_belongs_to_one_backend() {
+        let mut seen = std::collections::BTreeSet::new();
+        for registration in REGISTRATIONS {
+            for scheme in registration.schemes {
+                assert!(seen.insert(*scheme), "{scheme} registered twice");
+            }
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn a_backend_left_out_names_its_feature() {
+        let err = open("redis://localhost", &MemberId::from("m")).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::FeatureNotEnabled {
+                feature: "redis",
+                ..
+            }
+        ));
     }
 }

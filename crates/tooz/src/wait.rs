@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
-use crate::backend::{OwnerToken, Topic};
-use crate::coordinator::Inner;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, OwnerToken, Topic};
 use crate::error::{Error, Result};
 
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
@@ -23,7 +24,8 @@ const MAX_PAUSE_POLLING: Duration = Duration::from_millis(250);
 /// every later one that it is ([`crate::backend::LockRequest::wait`]). An attempt may itself
 /// wait (a kernel wait): it is then cut at the deadline, and must finish in the background.
 pub(crate) async fn retry<T, F, Fut>(
-    inner: &Inner,
+    backend: &dyn Backend,
+    stopped: &CancellationToken,
     topic: Topic<'_>,
     deadline: Option<Instant>,
     mut attempt: F,
@@ -36,7 +38,6 @@ where
     if let Some(value) = attempt(false).await? {
         return Ok(Some(value));
     }
-    let stopped = inner.stopped_token();
     let mut backoff = Backoff::new();
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -44,7 +45,7 @@ where
         }
         // Subscribe before trying again, so a release between that attempt and our wait
         // still wakes us.
-        let hint = inner.backend.change_hint(topic);
+        let hint = backend.change_hint(topic);
         let waiting = async {
             match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, attempt(true))

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::shared::{Changes, Registry};
+use crate::backend::FencingToken;
 use crate::backend::{
     Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, OwnerToken,
     Topic,
@@ -36,7 +37,6 @@ use crate::capabilities::Capabilities;
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, LockName, MemberId};
-use crate::lock::FencingToken;
 use crate::options::UrlOptions;
 
 const NAME: &str = "memory";

@@ -11,10 +11,10 @@ use super::locks::bump_counter;
 use super::ofd::{self, Kind};
 use super::paths::{PRIVATE_DIR, open_below, sha1_hex};
 use super::{FileBackend, State, guard, io_error};
+use crate::backend::FencingToken;
 use crate::backend::{Elections, OwnerToken};
 use crate::error::Result;
 use crate::ids::{GroupId, MemberId};
-use crate::lock::FencingToken;
 
 impl State {
     fn leader_file(&self, group: &GroupId) -> Result<File> {

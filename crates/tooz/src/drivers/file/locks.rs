@@ -24,10 +24,10 @@ use std::os::unix::fs::FileExt;
 
 use super::ofd::{self, Kind};
 use super::paths::{self, PRIVATE_DIR, sha1_hex};
+use crate::backend::FencingToken;
 use crate::backend::{LockMode, LockRequest, OwnerToken};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
-use crate::lock::FencingToken;
 
 /// Descriptors of locks we do not hold are kept open (for a cheap retry) only while the table
 /// has at most this many entries; beyond it, a lock's descriptor is closed as soon as it is

@@ -54,6 +54,7 @@ use async_trait::async_trait;
 use url::Url;
 
 use super::shared::{Changes, Registry};
+use crate::backend::FencingToken;
 use crate::backend::{
     Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, OwnerToken,
     Topic,
@@ -61,7 +62,6 @@ use crate::backend::{
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, LockName, MemberId};
-use crate::lock::FencingToken;
 use crate::options::UrlOptions;
 
 use locks::LockTable;

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 
 use super::{RedisBackend, UNKNOWN_LEADER, redis_error, scripts};
+use crate::backend::FencingToken;
 use crate::backend::{Elections, OwnerToken};
 use crate::error::Result;
 use crate::ids::{GroupId, MemberId};
-use crate::lock::FencingToken;
 
 #[async_trait]
 impl Elections for RedisBackend {

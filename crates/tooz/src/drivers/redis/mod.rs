@@ -63,13 +63,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
 
 use super::shared::Changes;
+use crate::backend::FencingToken;
 use crate::backend::{
     Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, OwnerToken, Topic,
 };
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
 use crate::ids::{LockName, MemberId};
-use crate::lock::FencingToken;
 
 use keys::Keys;
 pub use options::RedisOptions;

@@ -99,9 +99,9 @@ impl RedisOptions {
             ));
         }
         if cfg!(not(feature = "redis-tls")) && tls.is_some() {
-            return Err(Error::Unsupported {
-                operation: "TLS (rediss://, ssl=true) without the cargo feature `redis-tls`",
-                backend: NAME,
+            return Err(Error::FeatureNotEnabled {
+                what: "TLS for redis:// (rediss://, ssl=true)",
+                feature: "redis-tls",
             });
         }
         if options
