@@ -45,12 +45,12 @@ pub struct LockRequest<'a> {
     pub mode: LockMode,
     /// The grant's token; the backend stores it as the owner.
     pub owner: OwnerToken,
-    /// The caller will wait if refused (a later attempt of the same `owner`). A backend that
+    /// The caller will wait if refused (and try again as the same `owner`). A backend that
     /// can queue waiters uses it: it may queue the request and refuse it, waking the owner
     /// through [`Backend::change_hint`] when its turn comes (`redis://`), or hold the call
     /// until the lock is granted (a kernel wait on `file://`, see
-    /// [`Backend::lock_waits_block`]). A first attempt (and every `try_acquire`) has it
-    /// `false`: it must not queue, and should not be granted ahead of queued waiters.
+    /// [`Started::lock_waits_block`]). `try_acquire` has it `false`: it must not queue.
+    /// Either way a request is not granted ahead of queued waiters.
     pub wait: bool,
 }
 
@@ -83,6 +83,100 @@ pub struct BeatReport {
     pub lost_leaderships: Vec<OwnerToken>,
 }
 
+/// What a backend reports once connected: what only the connection settles (ZooKeeper
+/// negotiates its session timeout at connect, for one), in one value.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Started {
+    /// How long the backend keeps a member alive without a heartbeat. The coordinator
+    /// heartbeats well within it and treats its memberships as lost locally before it runs
+    /// out, counting from when the renewing request was sent.
+    pub membership_timeout: Duration,
+    /// How long a lock or leadership lives on the backend without renewal, counted from when
+    /// the request that took or renewed it was sent; `None` if grants do not depend on
+    /// heartbeats at all (the kernel or a connection holds them, as on `file://`). The
+    /// coordinator reports a grant lost locally before this runs out.
+    pub grant_timeout: Option<Duration>,
+    /// The guarantees this backend gives, as tooz declares them.
+    pub characteristics: Characteristics,
+    /// Whether [`LockMode::Shared`] is offered; if not, shared requests get `Unsupported`.
+    pub shared_locks: bool,
+    /// Whether a waiting request ([`LockRequest::wait`]) is held until granted, in the kernel
+    /// or on the server, rather than answered at once: the coordinator then bounds it by the
+    /// caller's deadline instead of the operation timeout, and a caller that gives up leaves
+    /// it to finish in the background, handing back what it took.
+    pub lock_waits_block: bool,
+}
+
+impl Started {
+    /// A session whose members and grants live `timeout` without a heartbeat, with only
+    /// exclusive locks answered at once; adjust with the `with_*` methods.
+    pub fn new(timeout: Duration, characteristics: Characteristics) -> Self {
+        Self {
+            membership_timeout: timeout,
+            grant_timeout: Some(timeout),
+            characteristics,
+            shared_locks: false,
+            lock_waits_block: false,
+        }
+    }
+
+    /// Grants live this long without renewal (`None`: they do not depend on heartbeats).
+    pub fn with_grant_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.grant_timeout = timeout;
+        self
+    }
+
+    /// Shared locks are offered.
+    pub fn with_shared_locks(mut self, offered: bool) -> Self {
+        self.shared_locks = offered;
+        self
+    }
+
+    /// Waiting lock requests are held until granted (see [`Started::lock_waits_block`]).
+    pub fn with_blocking_lock_waits(mut self) -> Self {
+        self.lock_waits_block = true;
+        self
+    }
+}
+
+/// What a backend learned is lost, reported the moment it knows (see [`Losses`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Loss {
+    /// The backend's session ended (ZooKeeper's expired, etcd's lease was revoked): every
+    /// membership, lock and leadership taken under it is lost.
+    SessionEnded,
+    /// These grants (by owner token: locks, leaderships, memberships) are lost.
+    Grants(Vec<OwnerToken>),
+}
+
+/// Where a backend pushes a loss as soon as it learns of it (a session expiry announced by
+/// the server, a watch that saw our key deleted), instead of waiting for the next heartbeat.
+/// Cheap to clone; reports after the coordinator is gone are ignored.
+#[derive(Debug, Clone)]
+pub struct Losses(tokio::sync::mpsc::UnboundedSender<Loss>);
+
+impl Losses {
+    /// A reporter and the receiving end the coordinator reads.
+    pub(crate) fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Loss>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (Self(sender), receiver)
+    }
+
+    /// Reports that the backend session ended.
+    pub fn session_ended(&self) {
+        let _ = self.0.send(Loss::SessionEnded);
+    }
+
+    /// Reports these grants lost.
+    pub fn grants_lost(&self, owners: Vec<OwnerToken>) {
+        if !owners.is_empty() {
+            let _ = self.0.send(Loss::Grants(owners));
+        }
+    }
+}
+
 /// What a wake-up hint is about.
 #[derive(Debug, Clone, Copy)]
 pub enum Topic<'a> {
@@ -101,58 +195,55 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// Short name, as in URLs and errors (`"memory"`, `"file"`, `"redis"`).
     fn name(&self) -> &'static str;
 
-    /// The guarantees this backend gives, as tooz declares them.
-    fn characteristics(&self) -> Characteristics;
+    /// Connects and establishes this member's session; says what the connection settled.
+    /// `losses` is where to report, at any time, what the backend learns is lost.
+    ///
+    /// # Errors
+    /// `Connection` if the service cannot be reached (or the handshake times out);
+    /// `Backend` if what answers is not the service, or refuses us (bad credentials);
+    /// `InvalidName` if our member id cannot be stored.
+    async fn start(&self, losses: Losses) -> Result<Started>;
 
-    /// How long the backend keeps a member alive without a heartbeat. The coordinator
-    /// heartbeats well within it and treats its memberships as lost locally before it runs
-    /// out, counting from when the renewing request was sent.
-    fn membership_timeout(&self) -> Duration;
-
-    /// How long a lock or leadership lives on the backend without renewal, counted from when
-    /// the request that took or renewed it was sent; `None` if grants do not depend on
-    /// heartbeats at all (the kernel or a connection holds them, as on `file://`). The
-    /// coordinator reports a grant lost locally before this runs out. Default: the
-    /// membership timeout.
-    fn grant_timeout(&self) -> Option<Duration> {
-        Some(self.membership_timeout())
-    }
-
-    /// Connects and establishes this member's session.
-    async fn start(&self) -> Result<()>;
-
-    /// Keeps the session alive and renews or checks everything in `held`.
+    /// Keeps the session alive and renews or checks everything in `held`. A session that
+    /// the backend had already ended is reported (and a new one begun), never silently
+    /// resumed.
+    ///
+    /// # Errors
+    /// `Connection` when the service does not answer: the coordinator retries, and reports
+    /// losses at its local deadlines meanwhile.
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport>;
 
     /// Ends the session (the coordinator has already released what it held).
+    ///
+    /// # Errors
+    /// `Connection`: what was held then expires on the backend by its own timeout.
     async fn stop(&self) -> Result<()>;
 
-    /// One non-blocking attempt to take a lock: `Some(token)` if granted, `None` if held
-    /// elsewhere (including by another grant of this same coordinator: locks are not
-    /// re-entrant).
+    /// One attempt to take a lock: `Some(token)` if granted, `None` if held elsewhere
+    /// (including by another grant of this same coordinator: locks are not re-entrant), or
+    /// if waiters queued before this request come first.
+    ///
+    /// # Errors
+    /// `InvalidName` for a name this backend cannot store; `Unsupported` for a shared
+    /// request where shared locks are not offered; `Connection` (the outcome is then unknown:
+    /// the coordinator hands back a grant it may have been given, by owner token).
     async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>>;
 
     /// Releases the grant `owner` of lock `name`; `false` if that grant no longer held it.
+    /// Must never release another owner's grant.
+    ///
+    /// # Errors
+    /// `Connection`: the grant then expires on the backend by its own timeout.
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool>;
-
-    /// Whether a waiting request ([`LockRequest::wait`]) is held until granted, in the kernel
-    /// or on the server, rather than answered at once: the coordinator then bounds it by the
-    /// caller's deadline instead of the operation timeout, and a caller that gives up leaves
-    /// it to finish in the background, handing back what it took.
-    fn lock_waits_block(&self) -> bool {
-        false
-    }
 
     /// The waiting owner `owner` of lock `name` gives up (its deadline passed, it was
     /// cancelled, or it failed): a backend that queued it takes it off the queue, so that
     /// nobody waits behind it. Best effort; a queued entry must also expire on its own.
+    ///
+    /// # Errors
+    /// `Connection`: the queue entry then expires by itself.
     async fn stop_waiting(&self, _name: &LockName, _owner: OwnerToken) -> Result<()> {
         Ok(())
-    }
-
-    /// Whether [`LockMode::Shared`] is offered; if not, shared requests get `Unsupported`.
-    fn supports_shared_locks(&self) -> bool {
-        false
     }
 
     /// A future that resolves when `topic` may have changed, for backends that can push

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::FencingToken;
-use crate::backend::{Backend, BeatReport, Elections, Groups, OwnerToken, Topic};
+use crate::backend::{Backend, BeatReport, Elections, Groups, Losses, OwnerToken, Started, Topic};
 use crate::capabilities::Capabilities;
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::election::Leadership;
@@ -58,6 +58,8 @@ pub struct Coordinator {
 
 pub(crate) struct Inner {
     pub(crate) backend: Box<dyn Backend>,
+    /// What the backend settled at connect.
+    pub(crate) started: Started,
     pub(crate) member: MemberId,
     pub(crate) session: Arc<Session>,
     pub(crate) config: Config,
@@ -135,13 +137,6 @@ impl CoordinatorBuilder {
     pub async fn connect(self) -> Result<Coordinator> {
         self.member.validate()?;
         let backend = scheme::open(&self.url, &self.member)?;
-        let missing = backend.characteristics().missing(&self.required);
-        if !missing.is_empty() {
-            return Err(Error::CharacteristicsNotMet {
-                backend: backend.name(),
-                missing,
-            });
-        }
         let member = self.member.clone();
         Coordinator::start(backend, member, self).await
     }
@@ -196,16 +191,30 @@ impl Coordinator {
         member: MemberId,
         builder: CoordinatorBuilder,
     ) -> Result<Self> {
-        let timeout = backend.membership_timeout();
         let sent = clock::now();
         let config = Config {
             operation_timeout: builder.operation_timeout,
             watch_interval: builder.watch_interval,
         };
-        bounded("connecting", config.operation_timeout, backend.start()).await?;
-        let session = Arc::new(Session::new(timeout, backend.grant_timeout(), sent));
+        let (losses, pushed) = Losses::channel();
+        let started = bounded(
+            "connecting",
+            config.operation_timeout,
+            backend.start(losses),
+        )
+        .await?;
+        let missing = started.characteristics.missing(&builder.required);
+        if !missing.is_empty() {
+            log_failure("stop", backend.stop().await);
+            return Err(Error::CharacteristicsNotMet {
+                backend: backend.name(),
+                missing,
+            });
+        }
+        let timeout = started.membership_timeout;
+        let session = Arc::new(Session::new(timeout, started.grant_timeout, sent));
         // Often enough to renew both memberships and grants well within their timeouts.
-        let shortest = backend.grant_timeout().map_or(timeout, |g| g.min(timeout));
+        let shortest = started.grant_timeout.map_or(timeout, |g| g.min(timeout));
         let interval = match builder.heartbeat {
             HeartbeatMode::Auto => Some((shortest / 3).max(Duration::from_millis(10))),
             HeartbeatMode::Every(interval) => Some(interval),
@@ -213,6 +222,7 @@ impl Coordinator {
         };
         let inner = Arc::new(Inner {
             backend,
+            started,
             member,
             session: Arc::clone(&session),
             config,
@@ -226,6 +236,7 @@ impl Coordinator {
             session,
             inner.stop_heartbeat.clone(),
             interval,
+            pushed,
         ));
         Ok(Self { inner })
     }
@@ -242,7 +253,7 @@ impl Coordinator {
 
     /// The guarantees the backend declares.
     pub fn characteristics(&self) -> Characteristics {
-        self.inner.backend.characteristics()
+        self.inner.started.characteristics.clone()
     }
 
     /// What the backend offers beyond exclusive locks.
@@ -251,14 +262,14 @@ impl Coordinator {
         Supported {
             groups: backend.groups().is_some(),
             elections: backend.elections().is_some(),
-            shared_locks: backend.supports_shared_locks(),
-            lease_bound_locks: backend.grant_timeout().is_some(),
+            shared_locks: self.inner.started.shared_locks,
+            lease_bound_locks: self.inner.started.grant_timeout.is_some(),
         }
     }
 
     /// How long the backend keeps this member alive without a heartbeat.
     pub fn membership_timeout(&self) -> Duration {
-        self.inner.backend.membership_timeout()
+        self.inner.started.membership_timeout
     }
 
     /// The least time between a loss signal firing here and the backend's own expiry of what
@@ -266,11 +277,11 @@ impl Coordinator {
     /// lost grant before someone else can be granted it. `tooz lock` kills its command within
     /// half of it.
     pub fn expiry_margin(&self) -> Duration {
-        let backend = &self.inner.backend;
+        let started = &self.inner.started;
         let margin = |timeout: Duration| timeout.saturating_sub(local_lease(timeout));
-        let members = margin(backend.membership_timeout());
-        backend
-            .grant_timeout()
+        let members = margin(started.membership_timeout);
+        started
+            .grant_timeout
             .map_or(members, |grants| members.min(margin(grants)))
     }
 
@@ -309,7 +320,7 @@ impl Coordinator {
             .inner
             .config
             .operation_timeout
-            .min(backend.membership_timeout());
+            .min(self.inner.started.membership_timeout);
         for (group, owner) in &held.leaderships {
             if let Some(elections) = backend.elections() {
                 log_failure(
@@ -735,7 +746,7 @@ impl Inner {
     pub(crate) fn hand_back_timeout(&self) -> Duration {
         self.config
             .operation_timeout
-            .min(self.backend.membership_timeout())
+            .min(self.started.membership_timeout)
     }
 
     /// Leaves, on the backend, the memberships given up locally (see

@@ -13,6 +13,9 @@ use std::time::Duration;
 use tokio::time::{sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::backend::Loss;
 use crate::clock;
 use crate::ids::MemberId;
 use crate::session::Session;
@@ -38,6 +41,7 @@ pub(crate) async fn run(
     session: Arc<Session>,
     stop: CancellationToken,
     interval: Option<Duration>,
+    mut pushed: UnboundedReceiver<Loss>,
 ) {
     let mut next_beat = interval.map(clock::instant_after);
     let mut in_flight: Option<Beat> = None;
@@ -55,6 +59,13 @@ pub(crate) async fn run(
                 report_expiry(&*inner, &session);
             }
             () = session.deadline_moved() => {}
+            Some(loss) = pushed.recv() => {
+                if let Some(inner) = inner.upgrade() {
+                    let (backend, member) = inner.who();
+                    tracing::warn!(backend, member = %member, ?loss, "the backend reports a loss");
+                }
+                session.lose_pushed(loss);
+            }
             ok = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                 in_flight = None;
                 let every = interval.unwrap_or(RETRY_INTERVAL);

@@ -71,7 +71,7 @@ impl Lock {
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
         self.name.validate()?;
         let inner = &self.coord.inner;
-        if self.mode == LockMode::Shared && !inner.backend.supports_shared_locks() {
+        if self.mode == LockMode::Shared && !inner.started.shared_locks {
             return Err(Error::Unsupported {
                 operation: "shared locks",
                 backend: inner.backend.name(),
@@ -84,7 +84,7 @@ impl Lock {
             owner,
             queued: AtomicBool::new(false),
         };
-        let blocks = inner.backend.lock_waits_block();
+        let blocks = inner.started.lock_waits_block;
         let attempt = |wait: bool| {
             let sent = clock::now();
             if wait {

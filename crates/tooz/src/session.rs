@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{BeatReport, Held, OwnerToken};
+use crate::backend::{BeatReport, Held, Loss, OwnerToken};
 use crate::clock;
 use crate::ids::{GroupId, LockName};
 
@@ -233,6 +233,22 @@ impl Session {
         }
         drop(state);
         self.deadline_moved.notify_one();
+    }
+
+    /// A loss the backend pushed: its session ended (everything is lost, and the session
+    /// lease with it until a heartbeat renews it), or these grants are.
+    pub(crate) fn lose_pushed(&self, loss: Loss) {
+        let mut state = self.state();
+        let owners: Vec<OwnerToken> = match loss {
+            Loss::SessionEnded => {
+                state.deadline = None;
+                state.grants.keys().copied().collect()
+            }
+            Loss::Grants(owners) => owners,
+        };
+        for owner in owners {
+            state.lose(owner, false);
+        }
     }
 
     /// Fires every loss signal and forgets everything held (the coordinator stopped or was

@@ -20,9 +20,12 @@ const MAX_PAUSE_POLLING: Duration = Duration::from_millis(250);
 
 /// Calls `attempt` until it yields `Some`, the `deadline` passes (`Ok(None)`), the
 /// coordinator stops (`Stopped`), or it fails. With no deadline it waits as long as it takes.
-/// The first attempt is told it is not waiting (so that it neither queues nor jumps a queue);
-/// every later one that it is ([`crate::backend::LockRequest::wait`]). An attempt may itself
-/// wait (a kernel wait): it is then cut at the deadline, and must finish in the background.
+/// Every attempt is told whether its caller waits if refused
+/// ([`crate::backend::LockRequest::wait`]): all of them when there is time to wait (so that a
+/// queueing backend queues the very first refusal), none when the deadline is now. An attempt
+/// may itself wait (a kernel wait): it is then cut at the deadline, and must finish in the
+/// background. With a change hint there is no quick retry: the hint (which polls by itself
+/// where releases can go unannounced) says when to look again.
 pub(crate) async fn retry<T, F, Fut>(
     backend: &dyn Backend,
     stopped: &CancellationToken,
@@ -34,28 +37,27 @@ where
     F: FnMut(bool) -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
-    // The uncontended case pays for nothing but the attempt.
-    if let Some(value) = attempt(false).await? {
-        return Ok(Some(value));
-    }
+    let waits = deadline.is_none_or(|d| d > Instant::now());
     let mut backoff = Backoff::new();
     loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
-        }
-        // Subscribe before trying again, so a release between that attempt and our wait
-        // still wakes us.
-        let hint = backend.change_hint(topic);
-        let waiting = async {
+        // Subscribed before the attempt it guards, so that a release between that attempt
+        // and our wait still wakes us (a local registration: no round trip).
+        let hint = if waits {
+            backend.change_hint(topic)
+        } else {
+            None
+        };
+        // One attempt, cut at the deadline if it waits itself, and at the coordinator's stop.
+        let attempt = async {
             match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, attempt(true))
+                Some(deadline) if waits => tokio::time::timeout_at(deadline, attempt(true))
                     .await
                     .unwrap_or(Ok(None)),
-                None => attempt(true).await,
+                _ => attempt(waits).await,
             }
         };
         let taken = tokio::select! {
-            taken = waiting => taken?,
+            taken = attempt => taken?,
             () = stopped.cancelled() => return Err(Error::Stopped),
         };
         if let Some(value) = taken {
@@ -65,12 +67,11 @@ where
         if deadline.is_some_and(|d| now >= d) {
             return Ok(None);
         }
-        let cap = if hint.is_some() {
-            MAX_PAUSE_WITH_HINT
-        } else {
-            MAX_PAUSE_POLLING
+        let pause = match hint {
+            Some(_) => backoff.jittered(MAX_PAUSE_WITH_HINT),
+            None => backoff.next(MAX_PAUSE_POLLING),
         };
-        let wake = now + backoff.next(cap);
+        let wake = now + pause;
         let wake = deadline.map_or(wake, |d| d.min(wake));
         let pause = async {
             match hint {
@@ -107,12 +108,17 @@ impl Backoff {
     }
 
     fn next(&mut self, cap: Duration) -> Duration {
+        let base = self.pause.min(cap);
+        self.pause = (self.pause * 2).min(cap);
+        self.jittered(base)
+    }
+
+    /// `base` with full jitter in its upper half.
+    fn jittered(&mut self, base: Duration) -> Duration {
         // xorshift64: plenty for spreading waiters apart.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let base = self.pause.min(cap);
-        self.pause = (self.pause * 2).min(cap);
         let fraction = (self.rng % 1000) as u32;
         base / 2 + base / 2 * fraction / 1000
     }

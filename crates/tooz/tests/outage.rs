@@ -3,17 +3,18 @@
 //! coordinator must recover once the backend answers again. Uses a custom backend through
 //! `Coordinator::from_backend`, which also proves that path.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::{Instant, timeout};
 use tooz::backend::{
-    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, OwnerToken, Topic,
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, Losses, OwnerToken,
+    Started, Topic,
 };
 use tooz::drivers::memory::{MemoryBackend, MemoryOptions};
-use tooz::{Capabilities, Characteristics, Coordinator, Error, FencingToken, LockName};
+use tooz::{Capabilities, Coordinator, Error, FencingToken, LockName};
 
 /// A real backend, except that while `down` is set every call fails as an unreachable server
 /// would.
@@ -21,6 +22,20 @@ use tooz::{Capabilities, Characteristics, Coordinator, Error, FencingToken, Lock
 struct Flaky {
     inner: Box<dyn Backend>,
     down: Arc<AtomicBool>,
+    /// What start() was given, and the owners of granted locks: for pushing losses.
+    losses: Mutex<Option<Losses>>,
+    granted: Mutex<Vec<OwnerToken>>,
+}
+
+impl Flaky {
+    fn new(inner: Box<dyn Backend>, down: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            down,
+            losses: Mutex::new(None),
+            granted: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl Flaky {
@@ -41,18 +56,10 @@ impl Backend for Flaky {
     fn name(&self) -> &'static str {
         "flaky"
     }
-    fn characteristics(&self) -> Characteristics {
-        self.inner.characteristics()
-    }
-    fn membership_timeout(&self) -> Duration {
-        self.inner.membership_timeout()
-    }
-    fn grant_timeout(&self) -> Option<Duration> {
-        self.inner.grant_timeout()
-    }
-    async fn start(&self) -> tooz::Result<()> {
+    async fn start(&self, losses: Losses) -> tooz::Result<Started> {
         self.check()?;
-        self.inner.start().await
+        *self.losses.lock().unwrap() = Some(losses.clone());
+        self.inner.start(losses).await
     }
     async fn heartbeat(&self, held: &Held) -> tooz::Result<BeatReport> {
         self.check()?;
@@ -63,14 +70,18 @@ impl Backend for Flaky {
     }
     async fn try_acquire(&self, request: LockRequest<'_>) -> tooz::Result<Option<FencingToken>> {
         self.check()?;
-        self.inner.try_acquire(request).await
+        let granted = self.inner.try_acquire(request).await?;
+        if granted.is_some() {
+            self.granted.lock().unwrap().push(request.owner);
+        }
+        Ok(granted)
+    }
+    async fn stop_waiting(&self, name: &LockName, owner: OwnerToken) -> tooz::Result<()> {
+        self.inner.stop_waiting(name, owner).await
     }
     async fn release(&self, name: &LockName, owner: OwnerToken) -> tooz::Result<bool> {
         self.check()?;
         self.inner.release(name, owner).await
-    }
-    fn supports_shared_locks(&self) -> bool {
-        self.inner.supports_shared_locks()
     }
     fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
         self.inner.change_hint(topic)
@@ -118,10 +129,7 @@ async fn an_unreachable_redis_server_fires_every_loss_signal_in_time() {
 /// store or server.
 async fn outage(backend: Box<dyn Backend>, url: &str) {
     let down = Arc::new(AtomicBool::new(false));
-    let flaky = Flaky {
-        inner: backend,
-        down: Arc::clone(&down),
-    };
+    let flaky = Flaky::new(backend, Arc::clone(&down));
     let a = Coordinator::from_backend(Box::new(flaky), "a")
         .await
         .unwrap();
@@ -185,4 +193,74 @@ async fn outage(backend: Box<dyn Backend>, url: &str) {
     a.stop().await.unwrap();
     b.delete_group("g").await.ok();
     b.stop().await.unwrap();
+}
+
+/// A backend that learns of a loss pushes it at once (a ZooKeeper session expiry, an etcd
+/// watch): the handles it names report it without waiting for a heartbeat, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_loss_fires_at_once_and_only_where_it_says() {
+    let url = "memory://pushed?timeout=10";
+    let options = MemoryOptions::from_url(&url::Url::parse(url).unwrap()).unwrap();
+    let flaky = Arc::new(Flaky::new(
+        Box::new(MemoryBackend::new(options, "a".into())),
+        Arc::new(AtomicBool::new(false)),
+    ));
+    let a = Coordinator::from_backend(Box::new(SharedFlaky(Arc::clone(&flaky))), "a")
+        .await
+        .unwrap();
+    let first = a.lock("first").acquire().await.unwrap();
+    let second = a.lock("second").acquire().await.unwrap();
+    let membership = a
+        .join_group_create("g", Capabilities::none())
+        .await
+        .unwrap();
+    let losses = flaky.losses.lock().unwrap().clone().unwrap();
+    let owners = flaky.granted.lock().unwrap().clone();
+
+    losses.grants_lost(vec![owners[0]]);
+    timeout(Duration::from_millis(200), first.lost())
+        .await
+        .expect("the named grant is lost at once");
+    assert!(second.is_held() && membership.is_active());
+
+    losses.session_ended();
+    timeout(Duration::from_millis(200), second.lost())
+        .await
+        .expect("a session that ended loses every grant");
+    timeout(Duration::from_millis(200), membership.lost())
+        .await
+        .expect("and every membership");
+    assert!(!a.is_live(), "until a heartbeat renews the session");
+    a.heartbeat().await.unwrap();
+    assert!(a.is_live());
+    a.stop().await.unwrap();
+}
+
+/// Lets the test keep a handle on the backend the coordinator owns.
+#[derive(Debug)]
+struct SharedFlaky(Arc<Flaky>);
+
+#[async_trait]
+impl Backend for SharedFlaky {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    async fn start(&self, losses: Losses) -> tooz::Result<Started> {
+        self.0.start(losses).await
+    }
+    async fn heartbeat(&self, held: &Held) -> tooz::Result<BeatReport> {
+        self.0.heartbeat(held).await
+    }
+    async fn stop(&self) -> tooz::Result<()> {
+        self.0.stop().await
+    }
+    async fn try_acquire(&self, request: LockRequest<'_>) -> tooz::Result<Option<FencingToken>> {
+        self.0.try_acquire(request).await
+    }
+    async fn release(&self, name: &LockName, owner: OwnerToken) -> tooz::Result<bool> {
+        self.0.release(name, owner).await
+    }
+    fn groups(&self) -> Option<&dyn Groups> {
+        self.0.groups()
+    }
 }

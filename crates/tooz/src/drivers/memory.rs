@@ -30,8 +30,8 @@ use url::Url;
 use super::shared::{Changes, Registry};
 use crate::backend::FencingToken;
 use crate::backend::{
-    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, OwnerToken,
-    Topic,
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, Losses,
+    OwnerToken, Started, Topic,
 };
 use crate::capabilities::Capabilities;
 use crate::characteristics::{Characteristic, Characteristics};
@@ -237,19 +237,7 @@ impl Backend for MemoryBackend {
         NAME
     }
 
-    fn characteristics(&self) -> Characteristics {
-        Characteristics::new(&[
-            Characteristic::DistributedAcrossThreads,
-            Characteristic::Linearizable,
-            Characteristic::SameViewAcrossClients,
-        ])
-    }
-
-    fn membership_timeout(&self) -> Duration {
-        self.options.timeout
-    }
-
-    async fn start(&self) -> Result<()> {
+    async fn start(&self, _losses: Losses) -> Result<Started> {
         let timeout = self.options.timeout;
         let id = self
             .call(|state, _| {
@@ -260,7 +248,13 @@ impl Backend for MemoryBackend {
             })
             .await;
         *lock(&self.session) = Some(id);
-        Ok(())
+        let characteristics = Characteristics::new(&[
+            Characteristic::DistributedAcrossThreads,
+            Characteristic::Linearizable,
+            Characteristic::SameViewAcrossClients,
+        ]);
+        Ok(Started::new(self.options.timeout, characteristics)
+            .with_shared_locks(self.options.shared_locks))
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
@@ -398,10 +392,6 @@ impl Backend for MemoryBackend {
                 (released, released)
             })
             .await)
-    }
-
-    fn supports_shared_locks(&self) -> bool {
-        self.options.shared_locks
     }
 
     fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {

@@ -56,8 +56,8 @@ use url::Url;
 use super::shared::{Changes, Registry};
 use crate::backend::FencingToken;
 use crate::backend::{
-    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, OwnerToken,
-    Topic,
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockMode, LockRequest, Losses,
+    OwnerToken, Started, Topic,
 };
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
@@ -187,6 +187,46 @@ impl FileBackend {
     }
 }
 
+impl FileBackend {
+    /// A kernel wait, woken by the holder's release or death in any process. It runs on a
+    /// thread of its own rather than tokio's blocking pool: a wait can last as long as the
+    /// holder lives, and a runtime shutting down waits for its blocking pool, never for this.
+    /// If nobody is left to receive the grant, the thread hands it back at once.
+    async fn wait_exclusive(
+        &self,
+        name: &LockName,
+        owner: OwnerToken,
+    ) -> Result<Option<FencingToken>> {
+        let root = self.state.with_root(|root| {
+            root.try_clone()
+                .map_err(|e| io_error("cannot open the directory", e))
+        })?;
+        let (send, receive) = tokio::sync::oneshot::channel();
+        let (state, name) = (Arc::clone(&self.state), name.clone());
+        std::thread::Builder::new()
+            .name("tooz-lock-wait".into())
+            .spawn(move || {
+                let granted = locks::wait_exclusive(&root, &name);
+                let result = match granted {
+                    // Dropping the file hands the lock back.
+                    Ok(_) if send.is_closed() => return,
+                    Ok((file, token)) => guard(&state.locks)
+                        .add_waited(&root, &name, owner, file)
+                        .map(|()| Some(token)),
+                    Err(e) => Err(e),
+                };
+                if send.send(result).is_err() {
+                    let _ = guard(&state.locks).release(&name, owner);
+                }
+            })
+            .map_err(|e| io_error("cannot start a thread to wait for a lock", e))?;
+        receive.await.map_err(|_| Error::Backend {
+            backend: NAME,
+            source: "the thread waiting for a lock ended without an answer".into(),
+        })?
+    }
+}
+
 impl State {
     fn dir(&self) -> &Path {
         &self.options.dir
@@ -248,27 +288,19 @@ impl Backend for FileBackend {
         NAME
     }
 
-    fn characteristics(&self) -> Characteristics {
-        Characteristics::new(&[
+    async fn start(&self, _losses: Losses) -> Result<Started> {
+        let root = self.blocking(|state| prepare(state.dir())).await?;
+        *guard(&self.state.root) = Some(root);
+        let characteristics = Characteristics::new(&[
             Characteristic::DistributedAcrossThreads,
             Characteristic::DistributedAcrossProcesses,
             Characteristic::NonTimeoutBased,
-        ])
-    }
-
-    fn membership_timeout(&self) -> Duration {
-        self.state.options.timeout
-    }
-
-    fn grant_timeout(&self) -> Option<Duration> {
-        // The kernel holds locks for as long as our descriptor is open.
-        None
-    }
-
-    async fn start(&self) -> Result<()> {
-        let root = self.blocking(|state| prepare(state.dir())).await?;
-        *guard(&self.state.root) = Some(root);
-        Ok(())
+        ]);
+        Ok(Started::new(self.state.options.timeout, characteristics)
+            // The kernel holds locks for as long as our descriptor is open.
+            .with_grant_timeout(None)
+            .with_shared_locks(true)
+            .with_blocking_lock_waits())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
@@ -300,23 +332,11 @@ impl Backend for FileBackend {
 
     async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
         let state = &self.state;
-        if request.wait && request.mode == LockMode::Exclusive {
-            // A kernel wait on a blocking thread: woken by the holder's release or death,
-            // in any process.
-            let (name, owner) = (request.name.clone(), request.owner);
-            return self
-                .blocking(move |state| {
-                    let root = state.with_root(|root| {
-                        root.try_clone()
-                            .map_err(|e| io_error("cannot open the directory", e))
-                    })?;
-                    let (file, token) = locks::wait_exclusive(&root, &name)?;
-                    guard(&state.locks).add_waited(&root, &name, owner, file)?;
-                    Ok(Some(token))
-                })
-                .await;
+        let now = state.with_root(|root| guard(&state.locks).try_acquire(root, request))?;
+        if now.is_none() && request.wait && request.mode == LockMode::Exclusive {
+            return self.wait_exclusive(request.name, request.owner).await;
         }
-        state.with_root(|root| guard(&state.locks).try_acquire(root, request))
+        Ok(now)
     }
 
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
@@ -325,14 +345,6 @@ impl Backend for FileBackend {
             self.state.shared.changes.notify();
         }
         Ok(released)
-    }
-
-    fn supports_shared_locks(&self) -> bool {
-        true
-    }
-
-    fn lock_waits_block(&self) -> bool {
-        true
     }
 
     fn change_hint(&self, _topic: Topic<'_>) -> Option<ChangeHint> {

@@ -65,7 +65,8 @@ use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
 use super::shared::Changes;
 use crate::backend::FencingToken;
 use crate::backend::{
-    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, OwnerToken, Topic,
+    Backend, BeatReport, ChangeHint, Elections, Groups, Held, LockRequest, Losses, OwnerToken,
+    Started, Topic,
 };
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
@@ -287,24 +288,7 @@ impl Backend for RedisBackend {
         NAME
     }
 
-    fn characteristics(&self) -> Characteristics {
-        Characteristics::new(&[
-            Characteristic::DistributedAcrossThreads,
-            Characteristic::DistributedAcrossProcesses,
-            Characteristic::DistributedAcrossHosts,
-            Characteristic::Causal,
-        ])
-    }
-
-    fn membership_timeout(&self) -> Duration {
-        self.options.membership_timeout
-    }
-
-    fn grant_timeout(&self) -> Option<Duration> {
-        Some(self.options.lock_timeout)
-    }
-
-    async fn start(&self) -> Result<()> {
+    async fn start(&self, _losses: Losses) -> Result<Started> {
         keys::check_member(&self.member)?;
         self.connect().await?;
         let mut conn = self.conn()?;
@@ -316,7 +300,16 @@ impl Backend for RedisBackend {
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        Ok(())
+        let characteristics = Characteristics::new(&[
+            Characteristic::DistributedAcrossThreads,
+            Characteristic::DistributedAcrossProcesses,
+            Characteristic::DistributedAcrossHosts,
+            Characteristic::Causal,
+        ]);
+        Ok(
+            Started::new(self.options.membership_timeout, characteristics)
+                .with_grant_timeout(Some(self.options.lock_timeout)),
+        )
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
