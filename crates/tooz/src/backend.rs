@@ -16,8 +16,116 @@
 //!   [`Backend::heartbeat`] and is never re-taken silently.
 //! * Fencing tokens returned for one lock name (or one group's leadership) strictly increase
 //!   across all grants, whichever coordinator receives them.
+//! * Losses are reported by owner token: from [`Backend::heartbeat`] in its [`BeatReport`],
+//!   or at once through the [`Losses`] handed to [`Backend::start`].
+//!
+//! # Writing a backend
+//!
+//! A driver imports this module and the plain values beneath it (ids, errors, capabilities,
+//! characteristics, tokens, URL options), never the coordinator: `tests/layering.rs` holds
+//! every module of the crate to that. Every driver is a folder with the same files —
+//! `mod.rs` (start, heartbeat, stop), `options.rs` (the options table on the options type),
+//! `locks.rs`, `groups.rs`, `election.rs`, and `error.rs` where a client library's errors
+//! must be sorted into `Connection` and `Backend` — and the `memory` driver
+//! (`src/drivers/memory/`) is the reference to copy: every operation, each in a few lines
+//! over one in-process store, with queued waiters and session expiry as a server would have
+//! them. Then:
+//!
+//! 1. **Register it**: one row in the table of `scheme.rs` (schemes, cargo feature, status,
+//!    opener), one cargo feature, a row in the URL tables of the crate docs and the README
+//!    (`tests/registrations.rs` checks them against the table).
+//! 2. **Options** with tooz's names and defaults, parsed by [`crate::options::UrlOptions`]
+//!    (unknown options are listed in the error; passwords are redacted everywhere).
+//! 3. **Layout**: Python tooz 9.1.0's keys, paths or tables (research/tooz.md §2), so that
+//!    Python and Rust share a server; what you add goes under a prefix tooz never reads, and
+//!    names are mapped to keys injectively (refuse what cannot be, with `InvalidName`).
+//! 4. **Liveness**: say in [`Started`] how long members and grants live without a heartbeat
+//!    (what the server settled, if it negotiates); renew in [`Backend::heartbeat`] and report
+//!    what is gone; push what you learn between heartbeats through [`Losses`]. The
+//!    coordinator's local deadlines run out first; never resume a session the server ended.
+//! 5. **Locks**: a fencing token from the server's own order in the same atomic step as the
+//!    grant; release and renewal compare the owner token; waiters queued or woken by the
+//!    server ([`LockRequest::wait`], [`Backend::change_hint`], [`Backend::stop_waiting`]).
+//! 6. **Groups and elections** through [`Groups`] and [`Elections`], one msgpack codec
+//!    ([`Capabilities`]), watches pushed where the server can push.
+//! 7. **Tests**: the conformance suite (add the URL to `TOOZ_TEST_URLS`), interop with Python
+//!    tooz on the same server, a restart, a partition through the fault proxy
+//!    (`tests/support/fault_proxy.rs`), a killed connection, bad input; `scripts/backends`
+//!    installs and starts the server on 127.0.0.1; `scripts/bench NAME` prints ours, Python
+//!    tooz's and the raw client's figures (DESIGN.md §7 is the full checklist).
+//!
+//! The smallest backend that works — one exclusive lock table, in process, no groups:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use std::time::Duration;
+//!
+//! use async_trait::async_trait;
+//! use tooz::backend::{
+//!     Backend, BeatReport, FencingToken, Held, LockRequest, Losses, OwnerToken, Started,
+//! };
+//! use tooz::{Characteristics, LockName};
+//!
+//! #[derive(Debug, Default)]
+//! struct Tiny {
+//!     /// Holder and last token per lock.
+//!     locks: Mutex<HashMap<LockName, (Option<OwnerToken>, u64)>>,
+//! }
+//!
+//! #[async_trait]
+//! impl Backend for Tiny {
+//!     fn name(&self) -> &'static str {
+//!         "tiny"
+//!     }
+//!     async fn start(&self, _losses: Losses) -> tooz::Result<Started> {
+//!         // Nothing expires here: grants do not depend on heartbeats.
+//!         let started = Started::new(Duration::from_secs(10), Characteristics::new(&[]));
+//!         Ok(started.with_grant_timeout(None))
+//!     }
+//!     async fn heartbeat(&self, _held: &Held) -> tooz::Result<BeatReport> {
+//!         Ok(BeatReport::default())
+//!     }
+//!     async fn stop(&self) -> tooz::Result<()> {
+//!         Ok(())
+//!     }
+//!     async fn try_acquire(&self, request: LockRequest<'_>) -> tooz::Result<Option<FencingToken>> {
+//!         let mut locks = self.locks.lock().unwrap();
+//!         let (holder, counter) = locks.entry(request.name.clone()).or_default();
+//!         if holder.is_some() {
+//!             return Ok(None);
+//!         }
+//!         *holder = Some(request.owner);
+//!         *counter += 1;
+//!         Ok(Some(FencingToken::new(*counter)))
+//!     }
+//!     async fn release(&self, name: &LockName, owner: OwnerToken) -> tooz::Result<bool> {
+//!         let mut locks = self.locks.lock().unwrap();
+//!         match locks.get_mut(name) {
+//!             Some((holder, _)) if *holder == Some(owner) => {
+//!                 *holder = None;
+//!                 Ok(true)
+//!             }
+//!             _ => Ok(false),
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tooz::Result<()> {
+//! let coord = tooz::Coordinator::from_backend(Box::new(Tiny::default()), "me").await?;
+//! let guard = coord.lock("l").acquire().await?;
+//! assert_eq!(guard.token().get(), 1);
+//! assert!(coord.lock("l").try_acquire().await?.is_none(), "not re-entrant");
+//! guard.release().await?;
+//! // No groups: answered, not panicked.
+//! assert!(coord.members("g").await.unwrap_err().is_unsupported());
+//! coord.stop().await
+//! # }
+//! ```
 //!
 //! [`Error::Unsupported`]: crate::Error::Unsupported
+//! [`Capabilities`]: crate::Capabilities
 
 use std::fmt;
 use std::future::Future;

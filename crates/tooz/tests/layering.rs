@@ -163,3 +163,39 @@ fn modules_import_only_downward() {
         upward.join("\n")
     );
 }
+
+/// Every driver folder has the same files where they apply, so that a newcomer finds each
+/// concern in the same place: `mod.rs` (start, heartbeat, stop), `options.rs` (URL options,
+/// their table on the options type), `locks.rs`, and `groups.rs` / `election.rs` where the
+/// backend offers them; `error.rs` where a client library's errors must be sorted into
+/// `Connection` and `Backend`.
+#[test]
+fn every_driver_follows_the_template() {
+    let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/drivers");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&drivers).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_dir() {
+            continue;
+        }
+        for file in [
+            "mod.rs",
+            "options.rs",
+            "locks.rs",
+            "groups.rs",
+            "election.rs",
+        ] {
+            assert!(path.join(file).exists(), "{} has no {file}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 3, "memory, file and redis are folders");
+    for loose in std::fs::read_dir(&drivers).unwrap() {
+        let path = loose.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            path.is_dir() || name == "mod.rs" || name == "shared.rs",
+            "a driver outside the template: {name}"
+        );
+    }
+}

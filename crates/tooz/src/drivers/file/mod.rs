@@ -29,29 +29,25 @@
 //!
 //! Single host only: on NFS, locks and mtimes are not trustworthy (a warning is logged).
 //!
-//! # Options
-//!
-//! | option | default | meaning |
-//! |---|---|---|
-//! | `timeout` | `10` | seconds a member stays alive without a heartbeat (tooz's `timeout`) |
-//! | `executor` | — | accepted so that tooz URLs work unchanged; it has no effect here |
+//! The options are listed on [`FileOptions`].
 
 mod election;
+mod error;
 mod groups;
 mod locks;
 mod ofd;
+mod options;
 mod paths;
 mod records;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use url::Url;
 
 use super::shared::{Changes, Registry};
 use crate::backend::FencingToken;
@@ -62,53 +58,16 @@ use crate::backend::{
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, LockName, MemberId};
-use crate::options::UrlOptions;
 
+pub(crate) use error::io_error;
 use locks::LockTable;
+pub use options::FileOptions;
 
 const NAME: &str = "file";
-const OPTIONS: &[&str] = &["timeout", "executor"];
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a waiter looks again for a release made by another process (those send no
 /// notification; releases in this process wake waiters at once).
 const CROSS_PROCESS_POLL: Duration = Duration::from_millis(50);
-
-/// Options of a `file:///DIR` URL.
-#[derive(Debug, Clone)]
-pub struct FileOptions {
-    /// The directory.
-    pub dir: PathBuf,
-    /// How long a member stays alive without a heartbeat.
-    pub timeout: Duration,
-}
-
-impl FileOptions {
-    /// Reads a `file:///DIR?options` URL.
-    pub fn from_url(url: &Url) -> Result<Self> {
-        let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
-        if timeout.is_zero() {
-            return Err(options.invalid("timeout", "0", "must be greater than zero"));
-        }
-        let invalid = |reason: &str| Error::InvalidUrl {
-            url: url.to_string(),
-            reason: reason.to_owned(),
-        };
-        if url.host_str().is_some_and(|h| !h.is_empty()) {
-            return Err(invalid(
-                "a file URL names a directory by its absolute path: use three slashes, as in file:///var/lib/app/tooz",
-            ));
-        }
-        let dir = url
-            .to_file_path()
-            .map_err(|()| invalid("the path is not a usable local path"))?;
-        if dir == Path::new("/") {
-            return Err(invalid("refusing to use / as the coordination directory"));
-        }
-        Ok(Self { dir, timeout })
-    }
-}
 
 /// What every coordinator of this process on one directory shares.
 #[derive(Debug, Default)]
@@ -143,13 +102,6 @@ pub struct FileBackend {
 
 fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> Error {
-    Error::Backend {
-        backend: NAME,
-        source: format!("{what}: {e}").into(),
-    }
 }
 
 impl FileBackend {
@@ -363,23 +315,6 @@ impl Backend for FileBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_name_absolute_directories() {
-        let ok = FileOptions::from_url(&Url::parse("file:///tmp/x?timeout=3").unwrap()).unwrap();
-        assert_eq!(ok.dir, PathBuf::from("/tmp/x"));
-        assert_eq!(ok.timeout, Duration::from_secs(3));
-        let err = FileOptions::from_url(&Url::parse("file://tmp/x").unwrap()).unwrap_err();
-        assert!(err.to_string().contains("three slashes"), "{err}");
-        assert!(FileOptions::from_url(&Url::parse("file:///").unwrap()).is_err());
-        FileOptions::from_url(&Url::parse("file:///x?executor=sync").unwrap()).unwrap();
-        let err = FileOptions::from_url(&Url::parse("file:///x?timout=1").unwrap());
-        assert!(
-            err.unwrap_err()
-                .to_string()
-                .contains("valid options are: timeout")
-        );
-    }
 
     #[test]
     fn liveness_follows_tooz_with_clock_slack() {

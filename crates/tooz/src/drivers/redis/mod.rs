@@ -47,8 +47,10 @@
 //! Not yet supported (an error names it): `sentinel_ssl` (TLS to the sentinels).
 
 mod election;
+mod error;
 mod groups;
 mod keys;
+mod locks;
 mod options;
 mod scripts;
 mod sentinel;
@@ -72,6 +74,8 @@ use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
 use crate::ids::{LockName, MemberId};
 
+use error::handshake_error;
+pub(crate) use error::redis_error;
 use keys::Keys;
 pub use options::RedisOptions;
 use options::tcp_addr;
@@ -90,21 +94,6 @@ const QUEUE_ENTRY_LIFE: Duration = Duration::from_millis(1_000);
 /// What [`crate::Coordinator::leader`] answers when the election lock is held by a Python tooz
 /// member, which records no member id.
 pub const UNKNOWN_LEADER: &str = "(a Python tooz member)";
-
-/// Maps a client error: unreachable, timed out or dropped is `Connection`; the rest `Backend`.
-pub(crate) fn redis_error(e: redis::RedisError) -> Error {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
-        Error::Connection {
-            backend: NAME,
-            source: Box::new(e),
-        }
-    } else {
-        Error::Backend {
-            backend: NAME,
-            source: Box::new(e),
-        }
-    }
-}
 
 /// One coordinator's connection to a Redis server.
 pub struct RedisBackend {
@@ -206,7 +195,7 @@ impl RedisBackend {
         let mut conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| self.handshake_error(e))?;
+            .map_err(|e| handshake_error(&self.options.url, e))?;
         let info: String = redis::cmd("INFO")
             .arg("replication")
             .query_async(&mut conn)
@@ -235,27 +224,6 @@ impl RedisBackend {
         // Anything may have changed while we were not listening.
         self.changes.notify();
         Ok(())
-    }
-
-    /// A failed first exchange: unreachable is `Connection`; a server that answers, but not
-    /// in Redis's protocol (a web server, a database on the wrong port), is said to be so.
-    fn handshake_error(&self, e: redis::RedisError) -> Error {
-        let protocol = matches!(
-            e.kind(),
-            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
-        );
-        if protocol {
-            Error::Backend {
-                backend: NAME,
-                source: format!(
-                    "{} does not answer like a Redis server ({e})",
-                    self.options.url
-                )
-                .into(),
-            }
-        } else {
-            redis_error(e)
-        }
     }
 
     /// After a failed call: with sentinels, look for the (possibly new) master.
@@ -379,55 +347,15 @@ impl Backend for RedisBackend {
     }
 
     async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
-        if request.mode == crate::backend::LockMode::Shared {
-            return Err(Error::Unsupported {
-                operation: "shared locks",
-                backend: NAME,
-            });
-        }
-        keys::check_lock(request.name)?;
-        let mut conn = self.conn()?;
-        let token: u64 = scripts::ACQUIRE
-            .key(self.keys.lock(request.name))
-            .key(self.keys.fence(request.name))
-            .key(self.keys.queue(request.name))
-            .key(self.keys.waiting(request.name))
-            .arg(request.owner.to_hex())
-            .arg(Self::ms(self.options.lock_timeout))
-            .arg(if request.wait { "1" } else { "0" })
-            .arg(Self::ms(QUEUE_ENTRY_LIFE))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        Ok((token > 0).then(|| FencingToken::new(token)))
+        self.take_lock(request).await
     }
 
     async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
-        let mut conn = self.conn()?;
-        let released: i64 = scripts::RELEASE_LOCK
-            .key(self.keys.lock(name))
-            .key(self.keys.queue(name))
-            .key(self.keys.waiting(name))
-            .arg(owner.to_hex())
-            .arg(self.keys.events())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        Ok(released == 1)
+        self.release_lock(name, owner).await
     }
 
     async fn stop_waiting(&self, name: &LockName, owner: OwnerToken) -> Result<()> {
-        let mut conn = self.conn()?;
-        let _: i64 = scripts::LEAVE_QUEUE
-            .key(self.keys.lock(name))
-            .key(self.keys.queue(name))
-            .key(self.keys.waiting(name))
-            .arg(owner.to_hex())
-            .arg(self.keys.events())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        Ok(())
+        self.leave_queue(name, owner).await
     }
 
     fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
