@@ -4,9 +4,12 @@ tooz 9.1.0 on this machine, one JSON object per workload on stdout.
 Usage: tooz_bench.py ring
        tooz_bench.py file URL GROUP_100 GROUP_1000
        tooz_bench.py redis URL GROUP_1000
+       tooz_bench.py contention-worker MODE URL LOCK MEMBER COUNTER HOLD_MS
+         (one worker process of benches/contention.rs, which starts it and drives it)
 """
 import concurrent.futures
 import json
+import os
 import statistics
 import sys
 import time
@@ -123,5 +126,59 @@ def redis(url, group_1000):
     coord.stop()
 
 
+def bump(path):
+    """The non-atomic read-modify-write the lock must protect."""
+    with open(path) as f:
+        count = int(f.read())
+    with open(path, "w") as f:
+        f.write(str(count + 1))
+
+
+def contention_worker(mode, url, lock_name, member, counter, hold_ms):
+    """One worker of the contention bench; the protocol is in benches/contention.rs: `ready`,
+    then `go START END` on stdin, a JSON line per grant (CLOCK_MONOTONIC ns, which
+    time.monotonic_ns() reads on Linux), `done`, and stop at EOF on stdin."""
+    if mode not in ("pingpong", "storm"):
+        sys.exit("unknown mode %r (pingpong or storm)" % mode)
+    coord = coordination.get_coordinator(url, member.encode())
+    coord.start(start_heart=True)
+    lock = coord.get_lock(lock_name.encode())
+    # The first grant registers scripts and opens files: not part of the measurement.
+    if not lock.acquire(blocking=True) or not lock.release():
+        sys.exit("warm-up grant failed")
+    print("ready", flush=True)
+    line = sys.stdin.readline().split()
+    if len(line) != 3 or line[0] != "go":
+        sys.exit("expected `go START END` on stdin, got %r" % line)
+    start, end = int(line[1]), int(line[2])
+    hold = int(hold_ms) / 1000
+    grants = []
+    time.sleep(max(0, start - time.monotonic_ns()) / 1e9)
+    while time.monotonic_ns() < end:
+        if not lock.acquire(blocking=True):
+            sys.exit("blocking acquire returned False")
+        acquired = time.monotonic_ns()
+        if mode == "storm":
+            bump(counter)
+        else:
+            time.sleep(hold)
+        released = time.monotonic_ns()
+        if not lock.release():
+            sys.exit("release returned False")
+        grants.append((acquired, released))
+    pid = os.getpid()
+    for acquired, released in grants:
+        print(json.dumps({"pid": pid, "acquired": acquired, "released": released}))
+    print("done", flush=True)
+    # Stay connected until the parent has read the server's counters.
+    sys.stdin.read()
+    coord.stop()
+
+
 if __name__ == "__main__":
-    {"ring": ring, "file": file, "redis": redis}[sys.argv[1]](*sys.argv[2:])
+    {
+        "ring": ring,
+        "file": file,
+        "redis": redis,
+        "contention-worker": contention_worker,
+    }[sys.argv[1]](*sys.argv[2:])

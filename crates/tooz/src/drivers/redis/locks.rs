@@ -32,22 +32,25 @@ impl RedisBackend {
     }
 
     pub(super) async fn release_lock(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
-        let mut conn = self.conn()?;
-        let released: i64 = scripts::RELEASE_LOCK
-            .key(self.keys.lock(name))
-            .key(self.keys.queue(name))
-            .key(self.keys.waiting(name))
-            .arg(owner.to_hex())
-            .arg(self.keys.events())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let released = self.on_queue(&scripts::RELEASE_LOCK, name, owner).await?;
         Ok(released == 1)
     }
 
     pub(super) async fn leave_queue(&self, name: &LockName, owner: OwnerToken) -> Result<()> {
+        self.on_queue(&scripts::LEAVE_QUEUE, name, owner).await?;
+        Ok(())
+    }
+
+    /// Runs a script that may wake the lock's next waiter (KEYS: lock, queue, waiting; ARGV:
+    /// owner token, channel).
+    async fn on_queue(
+        &self,
+        script: &redis::Script,
+        name: &LockName,
+        owner: OwnerToken,
+    ) -> Result<i64> {
         let mut conn = self.conn()?;
-        let _: i64 = scripts::LEAVE_QUEUE
+        script
             .key(self.keys.lock(name))
             .key(self.keys.queue(name))
             .key(self.keys.waiting(name))
@@ -55,7 +58,6 @@ impl RedisBackend {
             .arg(self.keys.events())
             .invoke_async(&mut conn)
             .await
-            .map_err(redis_error)?;
-        Ok(())
+            .map_err(redis_error)
     }
 }

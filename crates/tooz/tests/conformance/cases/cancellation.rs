@@ -31,6 +31,28 @@ where
     }
 }
 
+/// Whether `b` can take lock `name` now (handed straight back).
+async fn lock_is_free(b: &Coordinator, name: &str) -> bool {
+    match b.lock(name).try_acquire().await.unwrap() {
+        Some(guard) => {
+            guard.release().await.unwrap();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Whether `b` can become the leader of `group` now (and resigns at once).
+async fn leadership_is_free(b: &Coordinator, group: &str) -> bool {
+    match b.try_campaign(group).await.unwrap() {
+        Some(leadership) => {
+            leadership.resign().await.unwrap();
+            true
+        }
+        None => false,
+    }
+}
+
 pub async fn a_cancelled_acquire_hands_back_what_it_took(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
@@ -40,14 +62,8 @@ pub async fn a_cancelled_acquire_hands_back_what_it_took(h: Harness) {
         if let Ok(Ok(guard)) = timeout(Duration::from_micros(*cut), attempt).await {
             guard.release().await.unwrap();
         }
-        becomes_free(&format!("lock cut after {cut} µs"), || async {
-            match b.lock(name.as_str()).try_acquire().await.unwrap() {
-                Some(guard) => {
-                    guard.release().await.unwrap();
-                    true
-                }
-                None => false,
-            }
+        becomes_free(&format!("lock cut after {cut} µs"), || {
+            lock_is_free(&b, &name)
         })
         .await;
     }
@@ -64,14 +80,8 @@ pub async fn a_cancelled_campaign_hands_back_the_leadership(h: Harness) {
         if let Ok(Ok(leadership)) = timeout(Duration::from_micros(*cut), campaign).await {
             leadership.resign().await.unwrap();
         }
-        becomes_free(&format!("leadership cut after {cut} µs"), || async {
-            match b.try_campaign(group.as_str()).await.unwrap() {
-                Some(leadership) => {
-                    leadership.resign().await.unwrap();
-                    true
-                }
-                None => false,
-            }
+        becomes_free(&format!("leadership cut after {cut} µs"), || {
+            leadership_is_free(&b, &group)
         })
         .await;
     }
@@ -167,27 +177,9 @@ pub async fn stop_racing_grants_leaves_nothing_immortal(h: Harness) {
             }
             Err(e) => assert!(ended(&e), "{e}"),
         }
-        becomes_free("lock after stop", || async {
-            match b.lock(name.as_str()).try_acquire().await.unwrap() {
-                Some(guard) => {
-                    guard.release().await.unwrap();
-                    true
-                }
-                None => false,
-            }
-        })
-        .await;
+        becomes_free("lock after stop", || lock_is_free(&b, &name)).await;
         if supported.elections {
-            becomes_free("leadership after stop", || async {
-                match b.try_campaign(group.as_str()).await.unwrap() {
-                    Some(leadership) => {
-                        leadership.resign().await.unwrap();
-                        true
-                    }
-                    None => false,
-                }
-            })
-            .await;
+            becomes_free("leadership after stop", || leadership_is_free(&b, &group)).await;
         }
         becomes_free("membership after stop", || async {
             !b.members(group.as_str())
