@@ -97,7 +97,7 @@ struct Entry {
 pub(crate) struct Session {
     membership_lease: Duration,
     /// `None`: locks and leaderships do not depend on heartbeats (see
-    /// [`crate::backend::Backend::grant_timeout`]).
+    /// [`crate::backend::Started::grant_timeout`]).
     grant_lease: Option<Duration>,
     state: Mutex<State>,
     /// Wakes the heartbeat task when a deadline moves (a permit is kept if it is busy).
