@@ -114,7 +114,7 @@ const GRACE_HELP: &str = "Seconds between SIGTERM and SIGKILL when CMD must stop
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     #[arg(long, value_name = "SECS", help = GRACE_HELP, value_parser = seconds, allow_negative_numbers = true)]
-    pub(crate) grace: Option<f64>,
+    pub(crate) grace: Option<Duration>,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
@@ -142,7 +142,7 @@ pub(crate) enum GroupCommand {
         #[arg(long, value_name = "JSON")]
         capabilities: Option<String>,
         #[arg(long, value_name = "SECS", help = GRACE_HELP, value_parser = seconds, allow_negative_numbers = true)]
-        grace: Option<f64>,
+        grace: Option<Duration>,
         /// The command to run while a member, after `--` (optional).
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
@@ -182,15 +182,12 @@ pub(crate) struct RingArgs {
     pub(crate) keys: Vec<String>,
 }
 
-/// A number of seconds that makes a `Duration`, checked before anything is connected or run.
-fn seconds(arg: &str) -> Result<f64, String> {
+/// A number of seconds, as a `Duration`, checked before anything is connected or run.
+fn seconds(arg: &str) -> Result<Duration, String> {
     let secs: f64 = arg
         .parse()
         .map_err(|_| "not a number of seconds".to_owned())?;
-    match Duration::try_from_secs_f64(secs) {
-        Ok(_) => Ok(secs),
-        Err(_) => Err("seconds must be from 0 to 1e19".to_owned()),
-    }
+    Duration::try_from_secs_f64(secs).map_err(|_| "seconds must be from 0 to 1e19".to_owned())
 }
 
 /// The default URL: a directory private to this user on this host.

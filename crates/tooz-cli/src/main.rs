@@ -136,12 +136,8 @@ async fn with_status<T>(quiet: bool, what: String, wait: impl Future<Output = T>
 /// The time CMD gets between SIGTERM and SIGKILL once the grant is lost: `--grace`, or half
 /// the backend's expiry margin, so that CMD is gone before the backend can hand the grant to
 /// another holder, with room to spare for a slow kill.
-fn grace_period(coord: &Coordinator, grace: Option<f64>) -> Result<Duration, Failure> {
-    let Some(secs) = grace else {
-        return Ok(coord.expiry_margin() / 2);
-    };
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| Failure::usage(format!("--grace must be a number of seconds, not {secs}")))
+fn grace_period(coord: &Coordinator, grace: Option<Duration>) -> Duration {
+    grace.unwrap_or_else(|| coord.expiry_margin() / 2)
 }
 
 /// Runs CMD while `lost` has not fired; maps the outcome to an exit code.
@@ -179,7 +175,7 @@ async fn hand_back<T>(coord: &Coordinator, give_back: impl Future<Output = T>) {
 }
 
 async fn lock(coord: Coordinator, args: &LockArgs, quiet: bool) -> Result<i32, Failure> {
-    let grace = grace_period(&coord, args.run.grace)?;
+    let grace = grace_period(&coord, args.run.grace);
     let mut lock = coord.lock(args.name.as_str());
     if args.shared {
         lock = lock.shared();
@@ -235,7 +231,7 @@ async fn lock(coord: Coordinator, args: &LockArgs, quiet: bool) -> Result<i32, F
 }
 
 async fn elect(coord: Coordinator, args: &ElectArgs, quiet: bool) -> Result<i32, Failure> {
-    let grace = grace_period(&coord, args.run.grace)?;
+    let grace = grace_period(&coord, args.run.grace);
     let capabilities = parse_capabilities(args.capabilities.as_deref())?;
     let membership = coord
         .join_group_create(args.group.as_str(), capabilities)
@@ -312,7 +308,7 @@ async fn group_command(coord: &Coordinator, command: GroupCommand) -> Result<i32
             grace,
             command,
         } => {
-            let grace = grace_period(coord, grace)?;
+            let grace = grace_period(coord, grace);
             let capabilities = parse_capabilities(capabilities.as_deref())?;
             let membership = coord
                 .join_group_create(group.as_str(), capabilities)

@@ -92,18 +92,11 @@ impl Lock {
             }
             let (name, mode) = (self.name.clone(), self.mode);
             let take = try_acquire(Arc::clone(inner), name.clone(), mode, owner, wait);
-            let release = release_quietly(Arc::clone(inner), name, owner);
-            let call = RunToEnd::new(take, {
-                let release = release.clone();
-                move |taken| {
-                    boxed(async move {
-                        if taken.is_some() {
-                            release.run().await;
-                        }
-                    })
-                }
-            })
-            .undo_on_doubt(move || boxed(async move { release.run().await }));
+            let inner_ = Arc::clone(inner);
+            let call = RunToEnd::handing_back(take, move || {
+                let (inner, name) = (Arc::clone(&inner_), name.clone());
+                boxed(async move { inner.release_quietly(&name, owner).await })
+            });
             async move {
                 let taken = if wait && blocks {
                     // A kernel or server-side wait: bounded by the caller's deadline (in
@@ -126,12 +119,13 @@ impl Lock {
             return taken.map(|_| None);
         };
         // Granted: the backend took us off its queue in the same step.
-        queue.queued = AtomicBool::new(false);
+        queue.queued.store(false, Ordering::Relaxed);
         let kind = Kind::Lock(self.name.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
             // The coordinator stopped while we were being granted the lock; handed back in a
             // task of its own, so that a caller giving up now cannot cut it short.
-            tokio::spawn(release_quietly(Arc::clone(inner), self.name.clone(), owner).run());
+            let (inner, name) = (Arc::clone(inner), self.name.clone());
+            tokio::spawn(async move { inner.release_quietly(&name, owner).await });
             return Err(Error::Stopped);
         };
         let grant = Grant::new(self.coord.clone(), owner, token, signal);
@@ -171,16 +165,10 @@ struct LeaveQueue {
 impl LeaveQueue {
     async fn leave(&mut self) {
         if self.queued.swap(false, Ordering::Relaxed) {
-            leave_queue(Arc::clone(&self.inner), self.name.clone(), self.owner).await;
+            self.inner
+                .stop_waiting_quietly(&self.name, self.owner)
+                .await;
         }
-    }
-}
-
-async fn leave_queue(inner: Arc<Inner>, name: LockName, owner: OwnerToken) {
-    let timeout = inner.hand_back_timeout();
-    let leave = inner.backend.stop_waiting(&name, owner);
-    if let Err(e) = crate::coordinator::bounded("leave the queue", timeout, leave).await {
-        tracing::debug!(lock = %name, error = %e, "cannot leave the lock's queue; the entry expires");
     }
 }
 
@@ -191,38 +179,8 @@ impl Drop for LeaveQueue {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(leave_queue(
-                Arc::clone(&self.inner),
-                self.name.clone(),
-                self.owner,
-            ));
-        }
-    }
-}
-
-/// Releases a grant nobody holds a handle to (best effort: it expires on the backend anyway).
-#[derive(Clone)]
-pub(crate) struct ReleaseQuietly {
-    inner: Arc<Inner>,
-    name: LockName,
-    owner: OwnerToken,
-}
-
-pub(crate) fn release_quietly(
-    inner: Arc<Inner>,
-    name: LockName,
-    owner: OwnerToken,
-) -> ReleaseQuietly {
-    ReleaseQuietly { inner, name, owner }
-}
-
-impl ReleaseQuietly {
-    pub(crate) async fn run(self) {
-        let timeout = self.inner.hand_back_timeout();
-        let release = self.inner.backend.release(&self.name, self.owner);
-        if let Err(e) = crate::coordinator::bounded("release", timeout, release).await {
-            tracing::warn!(lock = %self.name, error = %e,
-                "cannot hand back a lock nobody holds any more; it expires on the backend");
+            let (inner, name, owner) = (Arc::clone(&self.inner), self.name.clone(), self.owner);
+            runtime.spawn(async move { inner.stop_waiting_quietly(&name, owner).await });
         }
     }
 }
@@ -362,8 +320,9 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.grant.coord.inner.session.remove(self.grant.owner);
         let name = self.name.clone();
-        self.grant
-            .drop_with(|inner, owner| release_quietly(inner, name, owner).run());
+        self.grant.drop_with(|inner, owner| async move {
+            inner.release_quietly(&name, owner).await;
+        });
     }
 }
 

@@ -49,6 +49,29 @@ impl<T: Send + 'static> RunToEnd<T> {
     }
 }
 
+impl<G: Send + 'static> RunToEnd<Option<G>> {
+    /// A call that may grant something (`Some`), handed back by `hand_back` if nobody is there
+    /// to receive it — and also when its outcome is in doubt, as a hand-back by owner token
+    /// does nothing to a grant that is not ours.
+    pub(crate) fn handing_back<H>(
+        call: impl Future<Output = Result<Option<G>>> + Send + 'static,
+        hand_back: H,
+    ) -> Self
+    where
+        H: Fn() -> BoxFuture<()> + Clone + Send + 'static,
+    {
+        let if_granted = hand_back.clone();
+        Self::new(call, move |granted: Option<G>| {
+            boxed(async move {
+                if granted.is_some() {
+                    if_granted().await;
+                }
+            })
+        })
+        .undo_on_doubt(hand_back)
+    }
+}
+
 /// Boxes a hand-back future.
 pub(crate) fn boxed(future: impl Future<Output = ()> + Send + 'static) -> BoxFuture<()> {
     Box::pin(future)

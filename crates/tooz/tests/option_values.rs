@@ -2,6 +2,10 @@
 //! scheme. Values beyond what a deadline can represent are refused with an error naming the
 //! option, or saturate (a wait "forever").
 
+#[cfg(feature = "redis")]
+#[path = "support/redis_url.rs"]
+mod redis_url;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,11 +34,10 @@ fn schemes() -> Vec<String> {
 
 #[cfg(feature = "redis")]
 fn redis_urls() -> Vec<String> {
-    let urls = std::env::var("TOOZ_TEST_URLS").unwrap_or_default();
-    let Some(redis) = urls.split_whitespace().find(|u| u.starts_with("redis://")) else {
+    let Some(redis) = redis_url::redis_url() else {
         return Vec::new();
     };
-    let base = redis.split('?').next().unwrap_or(redis);
+    let base = redis.split('?').next().unwrap_or(&redis);
     ["timeout", "lock_timeout", "membership_timeout"]
         .iter()
         .map(|option| format!("{base}?namespace=option-values&{option}={{}}"))

@@ -3,6 +3,10 @@
 //! coordinator must recover once the backend answers again. Uses a custom backend through
 //! `Coordinator::from_backend`, which also proves that path.
 
+#[cfg(feature = "redis")]
+#[path = "support/redis_url.rs"]
+mod redis_url;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,16 +109,11 @@ async fn an_unreachable_memory_backend_fires_every_loss_signal_in_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_server_fires_every_loss_signal_in_time() {
     use tooz::drivers::redis::{RedisBackend, RedisOptions};
-    let urls = std::env::var("TOOZ_TEST_URLS").unwrap_or_default();
-    let Some(server) = urls.split_whitespace().find(|u| u.starts_with("redis://")) else {
-        assert!(
-            std::env::var_os("TOOZ_REQUIRE_INTEROP").is_none(),
-            "TOOZ_TEST_URLS names no redis:// server"
-        );
+    let Some(server) = redis_url::redis_url() else {
         eprintln!("no redis:// URL in TOOZ_TEST_URLS: skipping (scripts/test runs it)");
         return;
     };
-    let server = url::Url::parse(server).unwrap();
+    let server = url::Url::parse(&server).unwrap();
     let url = format!(
         "redis://{}:{}?timeout=1&namespace=outage-{}",
         server.host_str().unwrap(),

@@ -8,26 +8,17 @@
 mod peer;
 #[path = "interop/python.rs"]
 mod python;
+#[path = "support/redis_url.rs"]
+mod redis_url;
 
 use std::time::Duration;
 
 use peer::Peer;
 use python::python;
+use redis_url::redis_url;
 use serde_json::json;
 use tooz::drivers::redis::UNKNOWN_LEADER;
 use tooz::{Coordinator, MemberId};
-
-fn redis_url() -> Option<String> {
-    let urls = std::env::var("TOOZ_TEST_URLS").unwrap_or_default();
-    let url = urls
-        .split_whitespace()
-        .find(|u| u.starts_with("redis://"))
-        .map(str::to_owned);
-    if url.is_none() && std::env::var_os("TOOZ_REQUIRE_INTEROP").is_some() {
-        panic!("TOOZ_REQUIRE_INTEROP is set but TOOZ_TEST_URLS names no redis:// server");
-    }
-    url
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_rust_share_a_redis_server() {

@@ -8,6 +8,8 @@
 
 #[path = "support/fault_proxy.rs"]
 mod fault_proxy;
+#[path = "support/redis_url.rs"]
+mod redis_url;
 
 use std::time::Duration;
 
@@ -16,12 +18,7 @@ use tokio::time::{Instant, sleep, timeout};
 use tooz::{Capabilities, Coordinator, Error};
 
 fn redis_url() -> Option<url::Url> {
-    let urls = std::env::var("TOOZ_TEST_URLS").unwrap_or_default();
-    let url = urls.split_whitespace().find(|u| u.starts_with("redis://"));
-    if url.is_none() && std::env::var_os("TOOZ_REQUIRE_INTEROP").is_some() {
-        panic!("TOOZ_REQUIRE_INTEROP is set but TOOZ_TEST_URLS names no redis:// server");
-    }
-    url.map(|u| url::Url::parse(u).expect("a redis URL"))
+    redis_url::redis_url().map(|u| url::Url::parse(&u).expect("a redis URL"))
 }
 
 fn namespace(test: &str) -> String {

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::FencingToken;
-use crate::backend::{Backend, BeatReport, Elections, Groups, Losses, OwnerToken, Started, Topic};
+use crate::backend::{Backend, Losses, OwnerToken, Topic};
 use crate::capabilities::Capabilities;
 use crate::characteristics::{Characteristic, Characteristics};
 use crate::election::Leadership;
@@ -24,6 +23,11 @@ use crate::scheme;
 use crate::session::{Kind, Session, local_lease};
 use crate::watch::GroupWatch;
 use crate::{clock, heartbeat, wait};
+
+mod inner;
+
+use inner::log_failure;
+pub(crate) use inner::{Config, Inner, bounded};
 
 /// The default bound on every single backend call.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,26 +58,6 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Coordinator {
     pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) backend: Box<dyn Backend>,
-    /// What the backend settled at connect.
-    pub(crate) started: Started,
-    pub(crate) member: MemberId,
-    pub(crate) session: Arc<Session>,
-    pub(crate) config: Config,
-    stopped: AtomicBool,
-    stop_heartbeat: CancellationToken,
-    /// Serializes joins and leaves of this coordinator (and the hand-back of a join whose
-    /// caller went away), so that leaving a stale membership never removes a newer one.
-    membership_ops: Arc<tokio::sync::Mutex<()>>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) operation_timeout: Duration,
-    pub(crate) watch_interval: Duration,
 }
 
 /// How a coordinator heartbeats.
@@ -300,7 +284,6 @@ impl Coordinator {
     /// lost. Background heartbeats call the same thing; call it yourself only with
     /// [`CoordinatorBuilder::manual_heartbeat`].
     pub async fn heartbeat(&self) -> Result<()> {
-        self.inner.check_started()?;
         self.inner.beat().await.map(|_| ())
     }
 
@@ -313,40 +296,21 @@ impl Coordinator {
         self.inner.stop_heartbeat.cancel();
         // From here on a grant that arrives late is handed back by whoever took it.
         let held = self.inner.session.close();
-        let backend = &self.inner.backend;
-        // What we fail to hand back expires on its own within the membership timeout, so an
-        // unreachable backend must not make stop() wait longer than that per call.
-        let timeout = self
-            .inner
-            .config
-            .operation_timeout
-            .min(self.inner.started.membership_timeout);
+        let inner = &self.inner;
         for (group, owner) in &held.leaderships {
-            if let Some(elections) = backend.elections() {
-                log_failure(
-                    "resign",
-                    bounded("resign", timeout, elections.resign(group, *owner)).await,
-                );
-            }
+            inner.resign_quietly(group, *owner).await;
         }
         for (name, owner) in &held.locks {
-            log_failure(
-                "release",
-                bounded("release", timeout, backend.release(name, *owner)).await,
-            );
+            inner.release_quietly(name, *owner).await;
         }
-        let dropped = self.inner.session.dropped();
+        let dropped = inner.session.dropped();
         let memberships = held.memberships.iter().map(|(group, _)| group);
         for group in memberships.chain(&dropped) {
-            if let Some(groups) = backend.groups() {
-                log_failure(
-                    "leave",
-                    bounded("leave", timeout, groups.leave(group)).await,
-                );
-            }
+            inner.leave_quietly(group).await;
         }
-        self.inner.session.lose_everything();
-        bounded("stopping", timeout, backend.stop()).await
+        inner.session.lose_everything();
+        let timeout = inner.hand_back_timeout();
+        bounded("stopping", timeout, inner.backend.stop()).await
     }
 
     // ----- groups -----
@@ -389,7 +353,6 @@ impl Coordinator {
         if !self.inner.session.is_live() {
             // The session lease ran out (a partition that healed, a suspend): renew it, or
             // learn that the backend began a new session, before joining under it.
-            self.inner.check_started()?;
             self.inner.beat().await?;
         }
         let inner = Arc::clone(&self.inner);
@@ -400,12 +363,8 @@ impl Coordinator {
             if inner.session.dropped().contains(&joined) {
                 // Our own membership, given up here when the lease ran out, may still be
                 // listed on the backend: it is a stale entry, not another member.
-                match groups.leave(&joined).await {
-                    Ok(()) | Err(Error::MemberNotJoined { .. }) => {
-                        inner.session.take_dropped(&joined);
-                    }
-                    Err(e) => return Err(e),
-                }
+                inner.leave_if_listed(&joined).await?;
+                inner.session.take_dropped(&joined);
             }
             let sent = clock::now();
             groups.join(&joined, &capabilities).await?;
@@ -582,14 +541,14 @@ impl Coordinator {
         let inner = &self.inner;
         let attempt = |_waiting| {
             let sent = clock::now();
-            let call = RunToEnd::new(
+            let (inner_, group_) = (Arc::clone(inner), group.clone());
+            let call = RunToEnd::handing_back(
                 try_lead(Arc::clone(inner), group.clone(), owner),
-                resign_if_taken(Arc::clone(inner), group.clone(), owner),
-            )
-            .undo_on_doubt({
-                let (inner, group) = (Arc::clone(inner), group.clone());
-                move || boxed(async move { inner.resign_quietly(&group, owner).await })
-            });
+                move || {
+                    let (inner, group) = (Arc::clone(&inner_), group_.clone());
+                    boxed(async move { inner.resign_quietly(&group, owner).await })
+                },
+            );
             let call = inner.call("campaign", call);
             async move { Ok(call.await?.map(|token| (token, sent))) }
         };
@@ -632,20 +591,6 @@ async fn try_lead(
     inner.elections("campaign")?.try_lead(&group, owner).await
 }
 
-fn resign_if_taken(
-    inner: Arc<Inner>,
-    group: GroupId,
-    owner: OwnerToken,
-) -> impl FnOnce(Option<FencingToken>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    move |taken| {
-        boxed(async move {
-            if taken.is_some() {
-                inner.resign_quietly(&group, owner).await;
-            }
-        })
-    }
-}
-
 fn unreachable_timeout() -> Error {
     // `campaign_until(.., None)` only returns `None` if the wait loop gave up, which it never
     // does without a deadline; keep a real error rather than a panic all the same.
@@ -658,171 +603,6 @@ fn unreachable_timeout() -> Error {
 fn checked(group: GroupId) -> Result<GroupId> {
     group.validate()?;
     Ok(group)
-}
-
-fn log_failure<T>(what: &str, result: Result<T>) {
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "{what} during stop failed; it will expire on the backend");
-    }
-}
-
-/// Bounds a backend call by the operation timeout.
-pub(crate) async fn bounded<T>(
-    operation: &str,
-    timeout: Duration,
-    call: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::OperationTimedOut {
-                operation: operation.to_owned(),
-                after: timeout,
-            })
-        })
-}
-
-impl Inner {
-    /// Fires when the coordinator stops (or is dropped): waits end with `Stopped`.
-    pub(crate) fn stopped_token(&self) -> CancellationToken {
-        self.stop_heartbeat.clone()
-    }
-
-    pub(crate) fn check_started(&self) -> Result<()> {
-        if self.stopped.load(Ordering::Acquire) {
-            Err(Error::Stopped)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// A backend call, refused after stop and bounded by the operation timeout.
-    pub(crate) async fn call<T>(
-        &self,
-        operation: &str,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.check_started()?;
-        bounded(operation, self.config.operation_timeout, call).await
-    }
-
-    pub(crate) fn groups(&self, operation: &'static str) -> Result<&dyn Groups> {
-        self.backend.groups().ok_or(Error::Unsupported {
-            operation,
-            backend: self.backend.name(),
-        })
-    }
-
-    pub(crate) fn elections(&self, operation: &'static str) -> Result<&dyn Elections> {
-        self.backend.elections().ok_or(Error::Unsupported {
-            operation,
-            backend: self.backend.name(),
-        })
-    }
-
-    /// Hands back a leadership nobody holds a handle to (best effort: it expires anyway).
-    pub(crate) async fn resign_quietly(&self, group: &GroupId, owner: OwnerToken) {
-        if let Some(elections) = self.backend.elections() {
-            let timeout = self.hand_back_timeout();
-            log_failure(
-                "resign",
-                bounded("resign", timeout, elections.resign(group, owner)).await,
-            );
-        }
-    }
-
-    /// Leaves a group whose membership nobody holds a handle to (best effort).
-    pub(crate) async fn leave_quietly(&self, group: &GroupId) {
-        if let Some(groups) = self.backend.groups() {
-            match bounded("leave", self.hand_back_timeout(), groups.leave(group)).await {
-                Ok(()) | Err(Error::MemberNotJoined { .. } | Error::GroupNotCreated { .. }) => {}
-                Err(e) => log_failure::<()>("leave", Err(e)),
-            }
-        }
-    }
-
-    /// What a hand-back may take: what we fail to hand back expires on its own within the
-    /// membership timeout.
-    pub(crate) fn hand_back_timeout(&self) -> Duration {
-        self.config
-            .operation_timeout
-            .min(self.started.membership_timeout)
-    }
-
-    /// Leaves, on the backend, the memberships given up locally (see
-    /// [`Session::dropped`]), unless they were joined again meanwhile.
-    async fn leave_dropped(&self) {
-        if self.session.dropped().is_empty() {
-            return;
-        }
-        let Some(groups) = self.backend.groups() else {
-            return;
-        };
-        let _ops = self.membership_ops.lock().await;
-        for group in self.session.dropped() {
-            let timeout = self.hand_back_timeout();
-            match bounded("leave", timeout, groups.leave(&group)).await {
-                Ok(()) | Err(Error::MemberNotJoined { .. } | Error::GroupNotCreated { .. }) => {
-                    self.session.take_dropped(&group);
-                }
-                Err(e) => tracing::warn!(
-                    backend = self.backend.name(),
-                    group = %group,
-                    error = %e,
-                    "cannot yet leave a group whose membership was lost here; will retry"
-                ),
-            }
-        }
-    }
-
-    /// One heartbeat: renew, then fire the loss signal of whatever the backend reports lost.
-    /// Bounded by the membership timeout as well: a renewal that arrives later than that has
-    /// renewed nothing.
-    pub(crate) async fn beat(&self) -> Result<BeatReport> {
-        self.check_started()?;
-        let held = self.session.held();
-        let sent = clock::now();
-        let timeout = self.hand_back_timeout();
-        let result = bounded("heartbeat", timeout, self.backend.heartbeat(&held)).await;
-        match &result {
-            Ok(report) => {
-                if report.session_restarted {
-                    tracing::warn!(
-                        backend = self.backend.name(),
-                        member = %self.member,
-                        "the backend had expired this member's session; a new one began and \
-                         everything held before is reported lost"
-                    );
-                }
-                self.session.renewed(sent, &held, report);
-                self.leave_dropped().await;
-            }
-            Err(e) => tracing::warn!(
-                backend = self.backend.name(),
-                member = %self.member,
-                error = %e,
-                "heartbeat failed"
-            ),
-        }
-        result
-    }
-}
-
-impl heartbeat::Beats for Inner {
-    fn beat(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { Self::beat(self).await.is_ok() })
-    }
-
-    fn who(&self) -> (&'static str, &MemberId) {
-        (self.backend.name(), &self.member)
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop_heartbeat.cancel();
-        self.session.lose_everything();
-    }
 }
 
 impl fmt::Debug for Coordinator {

@@ -1,0 +1,15 @@
+//! The Redis server the tests may use: the `redis://` URL in `TOOZ_TEST_URLS`. Where
+//! `TOOZ_REQUIRE_INTEROP` is set (scripts/test, CI) its absence fails the test instead of
+//! skipping it.
+
+pub(crate) fn redis_url() -> Option<String> {
+    let urls = std::env::var("TOOZ_TEST_URLS").unwrap_or_default();
+    let url = urls
+        .split_whitespace()
+        .find(|u| u.starts_with("redis://"))
+        .map(str::to_owned);
+    if url.is_none() && std::env::var_os("TOOZ_REQUIRE_INTEROP").is_some() {
+        panic!("TOOZ_REQUIRE_INTEROP is set but TOOZ_TEST_URLS names no redis:// server");
+    }
+    url
+}
