@@ -53,7 +53,8 @@ impl Lock {
         })
     }
 
-    /// One attempt: `None` at once if the lock is held elsewhere.
+    /// One attempt: `None` at once if the lock is held elsewhere, or if others are waiting for
+    /// it on a backend that serves waiters in arrival order (memory, file, redis).
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
         self.acquire_until(Some(Instant::now())).await
     }
@@ -164,10 +165,12 @@ struct LeaveQueue {
 
 impl LeaveQueue {
     async fn leave(&mut self) {
-        if self.queued.swap(false, Ordering::Relaxed) {
+        if self.queued.load(Ordering::Relaxed) {
             self.inner
                 .stop_waiting_quietly(&self.name, self.owner)
                 .await;
+            // Only now: a caller cancelled during the leave still leaves through `drop`.
+            self.queued.store(false, Ordering::Relaxed);
         }
     }
 }

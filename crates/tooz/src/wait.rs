@@ -88,6 +88,11 @@ where
             () = pause => {}
             () = stopped.cancelled() => return Err(Error::Stopped),
         }
+        // No attempt at or past the deadline: it would be cut at once, after its request
+        // left, leaving a call (and perhaps a queue entry) behind for nobody.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
     }
 }
 

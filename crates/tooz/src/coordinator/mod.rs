@@ -139,6 +139,11 @@ pub struct Supported {
     /// Locks and leaderships end when heartbeats stop (lease-based backends); `false` where
     /// the kernel or a connection holds them regardless (`file://`).
     pub lease_bound_locks: bool,
+    /// A lock waiter waits in the kernel or on the server (`file://`), where it cannot be
+    /// withdrawn: one that gives up (a timeout, a cancelled future) still takes its turn when
+    /// the lock comes free, and hands the lock straight back. Elsewhere a waiter that gives up
+    /// leaves the line at once.
+    pub blocking_lock_waits: bool,
 }
 
 impl Coordinator {
@@ -248,6 +253,7 @@ impl Coordinator {
             elections: backend.elections().is_some(),
             shared_locks: self.inner.started.shared_locks,
             lease_bound_locks: self.inner.started.grant_timeout.is_some(),
+            blocking_lock_waits: self.inner.started.lock_waits_block,
         }
     }
 

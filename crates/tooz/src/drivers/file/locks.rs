@@ -11,12 +11,13 @@
 //! syscalls of a microsecond or two, far cheaper than a hop to a blocking thread.
 //!
 //! **Waiting** is the kernel's: a waiter blocks in `F_OFD_SETLKW` on a description of its own
-//! (on a blocking thread) and is woken by the kernel at the holder's release or death, in
+//! (on a thread of its own) and is woken by the kernel at the holder's release or death, in
 //! whatever process — no polling. While it waits it holds a shared lock on the lock's
-//! *waiting marker* (`.tooz-rs/waiting/<sha1hex(name)>`); a first, non-waiting attempt on a
-//! lock this coordinator once waited for probes the marker and, if anyone waits, does not take the
-//! lock ahead of them, so a releaser asking again at once queues behind the waiters. Python
-//! tooz's waiters poll and hold no marker.
+//! *waiting marker* (`.tooz-rs/waiting/<sha1hex(name)>`), and marks the lock file itself as
+//! contended (the byte after the counter). A first attempt on a lock marked so probes the
+//! marker and, if anyone waits, does not take the lock ahead of them — neither exclusively nor
+//! shared — so a releaser asking again at once queues behind the waiters. Python tooz's
+//! waiters poll and hold no marker.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -38,8 +39,8 @@ const MAX_IDLE: usize = 256;
 #[derive(Debug)]
 struct Slot {
     file: File,
-    /// The waiting marker, opened once this coordinator had to wait for the lock; probed
-    /// before a first attempt from then on (a lock never waited for costs nothing more).
+    /// The waiting marker, opened once the lock file is marked contended; probed before every
+    /// first attempt from then on (a lock nobody ever waited for costs one `pread` more).
     marker: Option<File>,
     holders: Vec<(OwnerToken, LockMode)>,
 }
@@ -64,6 +65,22 @@ pub(crate) fn open_marker(root: &File, name: &LockName) -> Result<File> {
     })
 }
 
+/// Where a kernel waiter marks a lock file as contended: the byte after the fencing counter.
+/// Holders write only the counter, and Python tooz never writes lock files. Once set, every
+/// coordinator's first attempts on that lock look for waiters (through the marker) before
+/// taking it, whether or not they ever waited themselves.
+const CONTENDED_AT: u64 = 8;
+
+/// Whether a waiter has ever marked this lock file as contended.
+fn marked_contended(file: &File) -> std::io::Result<bool> {
+    let mut byte = [0u8; 1];
+    match file.read_at(&mut byte, CONTENDED_AT) {
+        Ok(1) => Ok(byte[0] == 1),
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Waits in the kernel for exclusive lock `name`, on descriptions of its own: blocks the
 /// calling thread until granted. Returns the lock file holding the grant and its token.
 pub(crate) fn wait_exclusive(root: &File, name: &LockName) -> Result<(File, FencingToken)> {
@@ -72,6 +89,8 @@ pub(crate) fn wait_exclusive(root: &File, name: &LockName) -> Result<(File, Fenc
     ofd::try_lock(&marker, Kind::Shared)
         .map_err(|e| io_error(name, "cannot mark a waiter on", e))?;
     let file = paths::open_lock(root, name)?;
+    file.write_all_at(&[1], CONTENDED_AT)
+        .map_err(|e| io_error(name, "cannot mark as contended the", e))?;
     ofd::lock_wait(&file, Kind::Exclusive).map_err(|e| io_error(name, "cannot wait for", e))?;
     drop(marker);
     match bump_counter(&file) {
@@ -130,12 +149,16 @@ impl LockTable {
                 })
             }
         };
-        if request.mode == LockMode::Exclusive
-            && let Some(marker) = &slot.marker
+        if slot.marker.is_none()
+            && marked_contended(&slot.file).map_err(|e| io_error(name, "cannot read", e))?
+        {
+            slot.marker = Some(open_marker(root, name)?);
+        }
+        if let Some(marker) = &slot.marker
             && ofd::locked_elsewhere(marker, Kind::Exclusive)
                 .map_err(|e| io_error(name, "cannot probe the waiting marker of", e))?
         {
-            // Others wait for it: no taking it ahead of them.
+            // Writers wait for it: neither a writer nor a reader takes it ahead of them.
             return Ok(None);
         }
         if !slot.holders.is_empty() {
@@ -174,22 +197,9 @@ impl LockTable {
         }
     }
 
-    /// Records a grant won by [`wait_exclusive`]; from then on, first attempts of this
-    /// coordinator look for waiters on this lock.
-    pub(crate) fn add_waited(
-        &mut self,
-        root: &File,
-        name: &LockName,
-        owner: OwnerToken,
-        file: File,
-    ) -> Result<()> {
-        if let Some(slot) = self.slots.get_mut(name)
-            && slot.marker.is_none()
-        {
-            slot.marker = Some(open_marker(root, name)?);
-        }
+    /// Records a grant won by [`wait_exclusive`].
+    pub(crate) fn add_waited(&mut self, name: &LockName, owner: OwnerToken, file: File) {
         self.waited.insert(owner, (name.clone(), file));
-        Ok(())
     }
 
     pub(crate) fn release(&mut self, name: &LockName, owner: OwnerToken) -> Result<bool> {
@@ -260,6 +270,38 @@ mod tests {
             owner: OwnerToken::generate(),
             wait: false,
         }
+    }
+
+    /// A holder that never waited itself releases and asks again at once, while another
+    /// waits in the kernel: it must not take the lock back (the lock file's contended mark
+    /// sends it to the marker, where the waiter shows).
+    #[test]
+    fn a_releaser_that_never_waited_queues_behind_a_kernel_waiter() {
+        let dir = std::env::temp_dir().join(format!("tooz-lock-retake-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = File::open(&dir).unwrap();
+        let name = LockName::from("retake");
+        let mut holder = LockTable::default();
+        let first = request(&name);
+        assert!(holder.try_acquire(&root, first).unwrap().is_some());
+        let waiter = {
+            let (root, name) = (root.try_clone().unwrap(), name.clone());
+            std::thread::spawn(move || wait_exclusive(&root, &name).unwrap())
+        };
+        let lock_file = paths::open_lock(&root, &name).unwrap();
+        while !marked_contended(&lock_file).unwrap() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        holder.release(&name, first.owner).unwrap();
+        let again = holder.try_acquire(&root, request(&name)).unwrap();
+        assert!(
+            again.is_none(),
+            "the releaser took the lock back ahead of the waiter"
+        );
+        let (file, token) = waiter.join().unwrap();
+        assert!(token.get() >= 2);
+        drop(file);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -44,6 +44,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -92,6 +93,8 @@ pub(crate) struct State {
     /// Serializes our use of `DIR/.driver_lock` (one descriptor per coordinator).
     driver_lock: Mutex<Option<File>>,
     id_cache: Mutex<groups::IdCache>,
+    /// Kernel waits running (see [`MAX_KERNEL_WAITS`]).
+    kernel_waits: AtomicUsize,
 }
 
 /// One coordinator's use of a directory.
@@ -120,6 +123,7 @@ impl FileBackend {
                 leaderships: Mutex::new(HashMap::new()),
                 driver_lock: Mutex::new(None),
                 id_cache: Mutex::new(groups::IdCache::default()),
+                kernel_waits: AtomicUsize::new(0),
             }),
         }
     }
@@ -144,11 +148,19 @@ impl FileBackend {
     /// thread of its own rather than tokio's blocking pool: a wait can last as long as the
     /// holder lives, and a runtime shutting down waits for its blocking pool, never for this.
     /// If nobody is left to receive the grant, the thread hands it back at once.
+    ///
+    /// A wait whose caller gave up goes on until the kernel grants it (there is no
+    /// cancelling a blocked `fcntl` without a signal handler), holding a thread and three
+    /// descriptors; at most [`MAX_KERNEL_WAITS`] run per coordinator, and beyond that a
+    /// waiter is refused here and polls, as for a shared lock.
     async fn wait_exclusive(
         &self,
         name: &LockName,
         owner: OwnerToken,
     ) -> Result<Option<FencingToken>> {
+        let Some(slot) = WaitSlot::take(&self.state) else {
+            return Ok(None);
+        };
         let root = self.state.with_root(|root| {
             root.try_clone()
                 .map_err(|e| io_error("cannot open the directory", e))
@@ -158,13 +170,15 @@ impl FileBackend {
         std::thread::Builder::new()
             .name("tooz-lock-wait".into())
             .spawn(move || {
+                let _slot = slot;
                 let granted = locks::wait_exclusive(&root, &name);
                 let result = match granted {
                     // Dropping the file hands the lock back.
                     Ok(_) if send.is_closed() => return,
-                    Ok((file, token)) => guard(&state.locks)
-                        .add_waited(&root, &name, owner, file)
-                        .map(|()| Some(token)),
+                    Ok((file, token)) => {
+                        guard(&state.locks).add_waited(&name, owner, file);
+                        Ok(Some(token))
+                    }
                     Err(e) => Err(e),
                 };
                 if send.send(result).is_err() {
@@ -176,6 +190,29 @@ impl FileBackend {
             backend: NAME,
             source: "the thread waiting for a lock ended without an answer".into(),
         })?
+    }
+}
+
+/// The most kernel waits (threads blocked in `F_OFD_SETLKW`) one coordinator runs at once.
+const MAX_KERNEL_WAITS: usize = 64;
+
+/// One of a coordinator's [`MAX_KERNEL_WAITS`], given back when its thread ends.
+struct WaitSlot(Arc<State>);
+
+impl WaitSlot {
+    fn take(state: &Arc<State>) -> Option<Self> {
+        let taken = state
+            .kernel_waits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_KERNEL_WAITS).then_some(n + 1)
+            });
+        taken.ok().map(|_| Self(Arc::clone(state)))
+    }
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        self.0.kernel_waits.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

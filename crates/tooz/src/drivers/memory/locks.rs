@@ -23,18 +23,19 @@ impl MemoryBackend {
                 Err(e) => return (Err(e), false),
             };
             let now = Instant::now();
-            let queue = state.lock_queues.entry(request.name.clone()).or_default();
-            queue.retain(|(_, alive)| *alive > now);
-            let first = queue.first().map(|(owner, _)| *owner);
-            let holders = state.locks.entry(request.name.clone()).or_default();
+            let first = state.lock_queues.get_mut(request.name).and_then(|queue| {
+                queue.retain(|(_, alive)| *alive > now);
+                queue.first().map(|(owner, _)| *owner)
+            });
+            let holders = state.locks.get(request.name).map_or(&[][..], Vec::as_slice);
             let free = match request.mode {
                 LockMode::Exclusive => holders.is_empty(),
                 LockMode::Shared => holders.iter().all(|h| h.mode == LockMode::Shared),
             };
             // Waiters are served in arrival order: nobody takes the lock ahead of the first.
             if !free || first.is_some_and(|first| first != request.owner) {
-                let queue = state.lock_queues.entry(request.name.clone()).or_default();
                 if request.wait {
+                    let queue = state.lock_queues.entry(request.name.clone()).or_default();
                     let alive = now + QUEUE_ENTRY_LIFE;
                     match queue.iter_mut().find(|(owner, _)| *owner == request.owner) {
                         Some(entry) => entry.1 = alive,

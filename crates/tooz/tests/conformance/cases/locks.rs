@@ -499,3 +499,32 @@ pub async fn a_releaser_does_not_take_the_lock_back_from_a_waiter(h: Harness) {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+/// A waiter that gives up at its deadline leaves no place in line behind: once the lock is
+/// released, anyone's single attempt gets it at once — or, where a waiter cannot be withdrawn
+/// (`Supported::blocking_lock_waits`), as soon as the abandoned waiter has had its turn and
+/// handed the lock straight back.
+pub async fn a_timed_out_waiter_leaves_no_place_in_line(h: Harness) {
+    let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
+    let name = unique("l");
+    let withdrawn = !a.supported().blocking_lock_waits;
+    for _ in 0..5 {
+        let held = a.lock(name.as_str()).acquire().await.unwrap();
+        let gave_up = b
+            .lock(name.as_str())
+            .acquire_timeout(Duration::from_millis(60))
+            .await;
+        assert!(matches!(gave_up, Err(Error::OperationTimedOut { .. })));
+        held.release().await.unwrap();
+        let again = if withdrawn {
+            a.lock(name.as_str()).try_acquire().await.unwrap()
+        } else {
+            let lock = a.lock(name.as_str());
+            lock.acquire_timeout(Duration::from_millis(500)).await.ok()
+        };
+        let again = again.expect("no ghost of the timed-out waiter stands in line");
+        again.release().await.unwrap();
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}

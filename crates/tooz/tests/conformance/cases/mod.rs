@@ -22,6 +22,7 @@ pub const ALL: &[Case] = &[
     case!(locks::not_reentrant_within_a_coordinator, Nothing),
     case!(locks::acquire_timeout_gives_up_in_time, Nothing),
     case!(locks::waiter_wakes_on_release, Nothing),
+    case!(locks::a_timed_out_waiter_leaves_no_place_in_line, Nothing),
     case!(
         locks::a_releaser_does_not_take_the_lock_back_from_a_waiter,
         Nothing
