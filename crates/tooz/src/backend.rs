@@ -48,7 +48,8 @@
 //!    server ([`LockRequest::wait`], [`Backend::change_hint`], [`Backend::stop_waiting`]).
 //! 6. **Groups and elections** through [`Groups`] and [`Elections`], one msgpack codec
 //!    ([`Capabilities`]), watches pushed where the server can push.
-//! 7. **Tests**: the conformance suite (add the URL to `TOOZ_TEST_URLS`), interop with Python
+//! 7. **Tests**: the conformance suite (add the URL to `TOOZ_TEST_URLS`; a driver outside
+//!    this crate runs it with the `tooz-testkit` crate and [`crate::OpenBackend`]), interop with Python
 //!    tooz on the same server, a restart, a partition through the fault proxy
 //!    (`tests/support/fault_proxy.rs`), a killed connection, bad input; `scripts/backends`
 //!    installs and starts the server on 127.0.0.1; `scripts/bench NAME` prints ours, Python

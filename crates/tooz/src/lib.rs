@@ -106,6 +106,9 @@
 //!
 //! [tooz]: https://opendev.org/openstack/tooz
 
+// Feature badges on docs.rs (nightly rustdoc); `scripts/test` builds them too.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod backend;
 mod capabilities;
 mod characteristics;
@@ -133,7 +136,8 @@ pub use capabilities::{
 };
 pub use characteristics::{Characteristic, Characteristics};
 pub use coordinator::{
-    Coordinator, CoordinatorBuilder, DEFAULT_OPERATION_TIMEOUT, DEFAULT_WATCH_INTERVAL, Supported,
+    Coordinator, CoordinatorBuilder, DEFAULT_OPERATION_TIMEOUT, DEFAULT_WATCH_INTERVAL,
+    OpenBackend, Supported,
 };
 pub use election::Leadership;
 pub use error::{BoxError, Error, Result};

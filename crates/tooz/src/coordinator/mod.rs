@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::ids::{GroupId, LockName, MemberId};
 use crate::lock::Lock;
 use crate::membership::Membership;
+use crate::options::redact_str;
 use crate::run_to_end::{RunToEnd, boxed};
 use crate::scheme;
 use crate::session::{Kind, Session, local_lease};
@@ -71,10 +72,31 @@ enum HeartbeatMode {
     Manual,
 }
 
+/// Opens the backend for one member: how a [`CoordinatorBuilder`] reaches a driver built
+/// outside the URL table (see [`Coordinator::builder_with_backend`]).
+pub type OpenBackend = Arc<dyn Fn(&MemberId) -> Result<Box<dyn Backend>> + Send + Sync>;
+
+/// Where a builder gets its backend.
+#[derive(Clone)]
+enum Source {
+    Url(String),
+    Custom(OpenBackend),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // The URL may carry a password.
+            Self::Url(url) => f.debug_tuple("Url").field(&redact_str(url)).finish(),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
 /// Configures and connects a [`Coordinator`].
 #[derive(Debug, Clone)]
 pub struct CoordinatorBuilder {
-    url: String,
+    source: Source,
     member: MemberId,
     heartbeat: HeartbeatMode,
     operation_timeout: Duration,
@@ -120,7 +142,10 @@ impl CoordinatorBuilder {
     /// Connects, starts the session and the heartbeat task.
     pub async fn connect(self) -> Result<Coordinator> {
         self.member.validate()?;
-        let backend = scheme::open(&self.url, &self.member)?;
+        let backend = match &self.source {
+            Source::Url(url) => scheme::open(url, &self.member)?,
+            Source::Custom(open) => open(&self.member)?,
+        };
         let member = self.member.clone();
         Coordinator::start(backend, member, self).await
     }
@@ -154,9 +179,41 @@ impl Coordinator {
 
     /// A builder for settings beyond the URL.
     pub fn builder(url: &str, member: impl Into<MemberId>) -> CoordinatorBuilder {
+        Self::builder_from(Source::Url(url.to_owned()), member.into())
+    }
+
+    /// A builder over a backend built outside the URL table (a custom driver): `open` is
+    /// called once per [`CoordinatorBuilder::connect`], with the member id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tooz::Result<()> {
+    /// use std::sync::Arc;
+    /// use tooz::drivers::memory::{MemoryBackend, MemoryOptions};
+    ///
+    /// let open: tooz::OpenBackend = Arc::new(|member| {
+    ///     let options = MemoryOptions::from_url(&"memory://custom".parse().unwrap())?;
+    ///     Ok(Box::new(MemoryBackend::new(options, member.clone())))
+    /// });
+    /// let coord = tooz::Coordinator::builder_with_backend(open, "worker-1")
+    ///     .manual_heartbeat()
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(coord.backend_name(), "memory");
+    /// coord.stop().await
+    /// # }
+    /// ```
+    pub fn builder_with_backend(
+        open: OpenBackend,
+        member: impl Into<MemberId>,
+    ) -> CoordinatorBuilder {
+        Self::builder_from(Source::Custom(open), member.into())
+    }
+
+    fn builder_from(source: Source, member: MemberId) -> CoordinatorBuilder {
         CoordinatorBuilder {
-            url: url.to_owned(),
-            member: member.into(),
+            source,
+            member,
             heartbeat: HeartbeatMode::Auto,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             watch_interval: DEFAULT_WATCH_INTERVAL,

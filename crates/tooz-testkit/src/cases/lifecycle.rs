@@ -2,7 +2,7 @@ use tooz::{Capabilities, Characteristic, Coordinator, Error};
 
 use crate::harness::{Harness, unique};
 
-pub async fn stop_ends_the_coordinator(h: Harness) {
+pub(crate) async fn stop_ends_the_coordinator(h: Harness) {
     let coord = h.member(&unique("m")).await;
     assert!(coord.is_started());
     assert!(coord.is_live());
@@ -18,7 +18,7 @@ pub async fn stop_ends_the_coordinator(h: Harness) {
     assert!(matches!(coord.heartbeat().await, Err(Error::Stopped)));
 }
 
-pub async fn unknown_option_lists_valid_ones(h: Harness) {
+pub(crate) async fn unknown_option_lists_valid_ones(h: Harness) {
     let url = h.url_with("no_such_option=1");
     let err = Coordinator::connect(&url, "m").await.unwrap_err();
     let Error::UnknownOption { option, valid, .. } = &err else {
@@ -29,7 +29,7 @@ pub async fn unknown_option_lists_valid_ones(h: Harness) {
     assert!(err.to_string().contains("valid options are"), "{err}");
 }
 
-pub async fn missing_characteristics_are_refused(h: Harness) {
+pub(crate) async fn missing_characteristics_are_refused(h: Harness) {
     let all = [
         Characteristic::DistributedAcrossThreads,
         Characteristic::DistributedAcrossProcesses,
@@ -64,7 +64,7 @@ pub async fn missing_characteristics_are_refused(h: Harness) {
     assert!(!missing.is_empty());
 }
 
-pub async fn bad_names_are_refused(h: Harness) {
+pub(crate) async fn bad_names_are_refused(h: Harness) {
     let err = h.builder("").connect().await.unwrap_err();
     assert!(
         matches!(err, Error::InvalidName { kind: "member", .. }),
@@ -104,7 +104,7 @@ fn assert_unsupported<T: std::fmt::Debug>(what: &str, result: tooz::Result<T>) {
     }
 }
 
-pub async fn unsupported_operations_say_so(h: Harness) {
+pub(crate) async fn unsupported_operations_say_so(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let supported = coord.supported();
     let g = unique("g");

@@ -30,7 +30,7 @@ async fn fast_member(h: &Harness, id: &str) -> Coordinator {
     builder.connect().await.unwrap()
 }
 
-pub async fn ring_follows_membership(h: Harness) {
+pub(crate) async fn ring_follows_membership(h: Harness) {
     let ids: Vec<MemberId> = (0..4).map(|i| unique(&format!("p{i}")).into()).collect();
     let g = unique("g");
     let first = fast_member(&h, &ids[0].to_string()).await;

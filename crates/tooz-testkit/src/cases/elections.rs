@@ -6,7 +6,7 @@ use tooz::{GroupEvent, GroupId, MemberId};
 
 use crate::harness::{Harness, unique};
 
-pub async fn exactly_one_leader(h: Harness) {
+pub(crate) async fn exactly_one_leader(h: Harness) {
     let ids: Vec<String> = (0..4).map(|i| unique(&format!("m{i}"))).collect();
     let mut members = Vec::new();
     for id in &ids {
@@ -44,7 +44,7 @@ pub async fn exactly_one_leader(h: Harness) {
     }
 }
 
-pub async fn resign_hands_over(h: Harness) {
+pub(crate) async fn resign_hands_over(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let (a, b) = (h.member(&ia).await, h.member(&ib).await);
     let g = unique("g");
@@ -85,7 +85,7 @@ pub async fn resign_hands_over(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn leader_stop_elects_another(h: Harness) {
+pub(crate) async fn leader_stop_elects_another(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let (a, b) = (h.member(&ia).await, h.member(&ib).await);
     let g = unique("g");
@@ -107,7 +107,7 @@ pub async fn leader_stop_elects_another(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn leadership_is_lost_when_heartbeats_stop(h: Harness) {
+pub(crate) async fn leadership_is_lost_when_heartbeats_stop(h: Harness) {
     let a = h
         .builder(&unique("a"))
         .manual_heartbeat()
@@ -143,7 +143,7 @@ pub async fn leadership_is_lost_when_heartbeats_stop(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn watch_reports_leader(h: Harness) {
+pub(crate) async fn watch_reports_leader(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let a = h
         .builder(&ia)

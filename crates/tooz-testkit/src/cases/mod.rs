@@ -8,12 +8,12 @@ mod lifecycle;
 mod locks;
 mod partitioner;
 
-use crate::case;
 use crate::harness::Case;
+use crate::harness::case;
 
-pub const ALL: &[Case] = &[
+pub(crate) const ALL: &[Case] = &[
     case!(lifecycle::stop_ends_the_coordinator, Nothing),
-    case!(lifecycle::unknown_option_lists_valid_ones, Nothing),
+    case!(lifecycle::unknown_option_lists_valid_ones, Url),
     case!(lifecycle::missing_characteristics_are_refused, Nothing),
     case!(lifecycle::bad_names_are_refused, Nothing),
     case!(lifecycle::unsupported_operations_say_so, MissingFeature),

@@ -53,7 +53,7 @@ async fn leadership_is_free(b: &Coordinator, group: &str) -> bool {
     }
 }
 
-pub async fn a_cancelled_acquire_hands_back_what_it_took(h: Harness) {
+pub(crate) async fn a_cancelled_acquire_hands_back_what_it_took(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     for cut in CUTS_MICROS {
@@ -71,7 +71,7 @@ pub async fn a_cancelled_acquire_hands_back_what_it_took(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn a_cancelled_campaign_hands_back_the_leadership(h: Harness) {
+pub(crate) async fn a_cancelled_campaign_hands_back_the_leadership(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let group = unique("g");
     a.create_group(group.as_str()).await.ok();
@@ -89,7 +89,7 @@ pub async fn a_cancelled_campaign_hands_back_the_leadership(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn a_cancelled_join_leaves_no_member_behind(h: Harness) {
+pub(crate) async fn a_cancelled_join_leaves_no_member_behind(h: Harness) {
     let b = h.member(&unique("b")).await;
     let group = unique("g");
     b.create_group(group.as_str()).await.unwrap();
@@ -126,7 +126,7 @@ fn ended(error: &Error) -> bool {
 /// `stop()` racing an acquire, a campaign and a join: each ends handed back — either the
 /// call fails with `Stopped`, or its handle reports the loss at once — and another member
 /// can take it right away.
-pub async fn stop_racing_grants_leaves_nothing_immortal(h: Harness) {
+pub(crate) async fn stop_racing_grants_leaves_nothing_immortal(h: Harness) {
     let b = h.member(&unique("b")).await;
     let group = unique("g");
     b.create_group(group.as_str()).await.unwrap();

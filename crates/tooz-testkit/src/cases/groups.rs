@@ -15,7 +15,7 @@ fn set(ids: &[&str]) -> BTreeSet<MemberId> {
     ids.iter().map(|id| MemberId::from(*id)).collect()
 }
 
-pub async fn create_list_delete(h: Harness) {
+pub(crate) async fn create_list_delete(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let names: Vec<String> = (0..5).map(|_| unique("g")).collect();
     for g in &names {
@@ -45,7 +45,7 @@ pub async fn create_list_delete(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn delete_non_empty_group(h: Harness) {
+pub(crate) async fn delete_non_empty_group(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let g = unique("g");
     coord.join_group_create(g.as_str(), none()).await.unwrap();
@@ -56,7 +56,7 @@ pub async fn delete_non_empty_group(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn join_missing_group(h: Harness) {
+pub(crate) async fn join_missing_group(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let err = coord
         .join_group(unique("g").as_str(), none())
@@ -66,7 +66,7 @@ pub async fn join_missing_group(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn join_group_create(h: Harness) {
+pub(crate) async fn join_group_create(h: Harness) {
     let id = unique("m");
     let coord = h.member(&id).await;
     let g = unique("g");
@@ -82,7 +82,7 @@ pub async fn join_group_create(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn same_member_id_cannot_join_twice(h: Harness) {
+pub(crate) async fn same_member_id_cannot_join_twice(h: Harness) {
     let id = unique("m");
     let (a, twin) = (h.member(&id).await, h.member(&id).await);
     let g = unique("g");
@@ -103,7 +103,7 @@ pub async fn same_member_id_cannot_join_twice(h: Harness) {
     twin.stop().await.unwrap();
 }
 
-pub async fn leave_errors(h: Harness) {
+pub(crate) async fn leave_errors(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let err = a.leave_group(unique("g").as_str()).await.unwrap_err();
     assert!(
@@ -125,7 +125,7 @@ pub async fn leave_errors(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn members_and_capabilities(h: Harness) {
+pub(crate) async fn members_and_capabilities(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let (a, b) = (h.member(&ia).await, h.member(&ib).await);
     let g = unique("g");
@@ -183,7 +183,7 @@ pub async fn members_and_capabilities(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn capabilities_edge_cases(h: Harness) {
+pub(crate) async fn capabilities_edge_cases(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let empty = unique("g");
     coord.create_group(empty.as_str()).await.unwrap();
@@ -226,7 +226,7 @@ pub async fn capabilities_edge_cases(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn update_capabilities(h: Harness) {
+pub(crate) async fn update_capabilities(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let (a, b) = (h.member(&ia).await, h.member(&ib).await);
     let g = unique("g");
@@ -258,7 +258,7 @@ pub async fn update_capabilities(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn oversized_capabilities_write_nothing(h: Harness) {
+pub(crate) async fn oversized_capabilities_write_nothing(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let g = unique("g");
     coord.create_group(g.as_str()).await.unwrap();
@@ -286,7 +286,7 @@ pub async fn oversized_capabilities_write_nothing(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn stop_leaves_groups(h: Harness) {
+pub(crate) async fn stop_leaves_groups(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let (a, b) = (h.member(&ia).await, h.member(&ib).await);
     let g = unique("g");
@@ -309,7 +309,7 @@ async fn next_event(watch: &mut tooz::GroupWatch, within: Duration) -> GroupEven
         .expect("no watch error")
 }
 
-pub async fn watch_reports_join_and_leave(h: Harness) {
+pub(crate) async fn watch_reports_join_and_leave(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let a = h
         .builder(&ia)
@@ -345,14 +345,14 @@ pub async fn watch_reports_join_and_leave(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn watch_missing_group(h: Harness) {
+pub(crate) async fn watch_missing_group(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let err = coord.watch(unique("g").as_str()).await.unwrap_err();
     assert!(matches!(err, Error::GroupNotCreated { .. }), "{err:?}");
     coord.stop().await.unwrap();
 }
 
-pub async fn member_expires_without_heartbeat(h: Harness) {
+pub(crate) async fn member_expires_without_heartbeat(h: Harness) {
     let (ia, ib) = (unique("a"), unique("b"));
     let a = h
         .builder(&ia)
@@ -398,7 +398,7 @@ pub async fn member_expires_without_heartbeat(h: Harness) {
     let _ = b.stop().await;
 }
 
-pub async fn booted_out_member_is_told(h: Harness) {
+pub(crate) async fn booted_out_member_is_told(h: Harness) {
     let id = unique("m");
     let a = h.builder(&id).manual_heartbeat().connect().await.unwrap();
     let twin = h.member(&id).await;
@@ -419,7 +419,7 @@ pub async fn booted_out_member_is_told(h: Harness) {
 /// (reliability.md §3.2) stay distinct groups, or are refused with `InvalidName` where the
 /// backend must keep tooz's keys (Redis) — never a corruption of another key. Locks named like
 /// group keys, election locks or the file layout's own files likewise.
-pub async fn names_are_data(h: Harness) {
+pub(crate) async fn names_are_data(h: Harness) {
     let id = unique("m");
     let coord = h.member(&id).await;
     let base = unique("n");

@@ -7,7 +7,7 @@ use tooz::{Error, FencingToken, LockName};
 
 use crate::harness::{Harness, unique};
 
-pub async fn acquire_and_release(h: Harness) {
+pub(crate) async fn acquire_and_release(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let name = unique("l");
     let guard = coord.lock(name.as_str()).acquire().await.unwrap();
@@ -23,7 +23,7 @@ pub async fn acquire_and_release(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn exclusive_across_coordinators(h: Harness) {
+pub(crate) async fn exclusive_across_coordinators(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let guard = a.lock(name.as_str()).acquire().await.unwrap();
@@ -37,7 +37,7 @@ pub async fn exclusive_across_coordinators(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn not_reentrant_within_a_coordinator(h: Harness) {
+pub(crate) async fn not_reentrant_within_a_coordinator(h: Harness) {
     let coord = h.member(&unique("m")).await;
     let name = unique("l");
     let lock = coord.lock(name.as_str());
@@ -52,7 +52,7 @@ pub async fn not_reentrant_within_a_coordinator(h: Harness) {
     coord.stop().await.unwrap();
 }
 
-pub async fn acquire_timeout_gives_up_in_time(h: Harness) {
+pub(crate) async fn acquire_timeout_gives_up_in_time(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let guard = a.lock(name.as_str()).acquire().await.unwrap();
@@ -76,7 +76,7 @@ pub async fn acquire_timeout_gives_up_in_time(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn waiter_wakes_on_release(h: Harness) {
+pub(crate) async fn waiter_wakes_on_release(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let guard = a.lock(name.as_str()).acquire().await.unwrap();
@@ -104,7 +104,7 @@ pub async fn waiter_wakes_on_release(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn several_locks_on_one_coordinator(h: Harness) {
+pub(crate) async fn several_locks_on_one_coordinator(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let (one, two) = (unique("l1"), unique("l2"));
     let g1 = a.lock(one.as_str()).acquire().await.unwrap();
@@ -125,7 +125,7 @@ pub async fn several_locks_on_one_coordinator(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn fencing_tokens_strictly_increase(h: Harness) {
+pub(crate) async fn fencing_tokens_strictly_increase(h: Harness) {
     let members = [
         h.member(&unique("a")).await,
         h.member(&unique("b")).await,
@@ -157,7 +157,7 @@ pub async fn fencing_tokens_strictly_increase(h: Harness) {
     }
 }
 
-pub async fn mutual_exclusion_under_contention(h: Harness) {
+pub(crate) async fn mutual_exclusion_under_contention(h: Harness) {
     const TASKS_PER_MEMBER: usize = 3;
     const ROUNDS: u64 = 12;
     let name = unique("l");
@@ -199,7 +199,7 @@ pub async fn mutual_exclusion_under_contention(h: Harness) {
     }
 }
 
-pub async fn dropped_guard_releases(h: Harness) {
+pub(crate) async fn dropped_guard_releases(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let guard = a.lock(name.as_str()).acquire().await.unwrap();
@@ -221,7 +221,7 @@ pub async fn dropped_guard_releases(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn stop_releases_locks_and_signals_loss(h: Harness) {
+pub(crate) async fn stop_releases_locks_and_signals_loss(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let guard = a.lock(name.as_str()).acquire().await.unwrap();
@@ -240,7 +240,7 @@ pub async fn stop_releases_locks_and_signals_loss(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn lock_is_lost_when_heartbeats_stop(h: Harness) {
+pub(crate) async fn lock_is_lost_when_heartbeats_stop(h: Harness) {
     let a = h
         .builder(&unique("a"))
         .manual_heartbeat()
@@ -294,7 +294,7 @@ pub async fn lock_is_lost_when_heartbeats_stop(h: Harness) {
 
 /// Where the kernel or a connection holds locks (`file://`), missed heartbeats cost the
 /// membership but not the lock: it stays held, and excluded, for as long as the holder lives.
-pub async fn held_lock_survives_missed_heartbeats(h: Harness) {
+pub(crate) async fn held_lock_survives_missed_heartbeats(h: Harness) {
     let a = h
         .builder(&unique("a"))
         .manual_heartbeat()
@@ -337,7 +337,7 @@ pub async fn held_lock_survives_missed_heartbeats(h: Harness) {
 /// bytes), names under its own entries (`groups/`, `tmp/`, `.driver_lock`, `.tooz-rs/`), and a
 /// name whose path is taken by a lock file or a directory of locks (`x` once `x/a` exists),
 /// because its locks are files named after the lock, as in tooz.
-pub async fn names_are_data(h: Harness) {
+pub(crate) async fn names_are_data(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let base = unique("n");
     let portable: Vec<Vec<u8>> = vec![
@@ -381,7 +381,7 @@ pub async fn names_are_data(h: Harness) {
     b.stop().await.unwrap();
 }
 
-pub async fn shared_holders_coexist(h: Harness) {
+pub(crate) async fn shared_holders_coexist(h: Harness) {
     let (a, b, c) = (
         h.member(&unique("a")).await,
         h.member(&unique("b")).await,
@@ -434,7 +434,7 @@ pub async fn shared_holders_coexist(h: Harness) {
     }
 }
 
-pub async fn exclusive_and_shared_exclude(h: Harness) {
+pub(crate) async fn exclusive_and_shared_exclude(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let x = a
@@ -467,7 +467,7 @@ pub async fn exclusive_and_shared_exclude(h: Harness) {
 
 /// Waiters are served in arrival order: a holder that releases and asks again at once queues
 /// behind the process that was already waiting, rather than taking the lock straight back.
-pub async fn a_releaser_does_not_take_the_lock_back_from_a_waiter(h: Harness) {
+pub(crate) async fn a_releaser_does_not_take_the_lock_back_from_a_waiter(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let held = a.lock(name.as_str()).acquire().await.unwrap();
@@ -504,7 +504,7 @@ pub async fn a_releaser_does_not_take_the_lock_back_from_a_waiter(h: Harness) {
 /// released, anyone's single attempt gets it at once — or, where a waiter cannot be withdrawn
 /// (`Supported::blocking_lock_waits`), as soon as the abandoned waiter has had its turn and
 /// handed the lock straight back.
-pub async fn a_timed_out_waiter_leaves_no_place_in_line(h: Harness) {
+pub(crate) async fn a_timed_out_waiter_leaves_no_place_in_line(h: Harness) {
     let (a, b) = (h.member(&unique("a")).await, h.member(&unique("b")).await);
     let name = unique("l");
     let withdrawn = !a.supported().blocking_lock_waits;
