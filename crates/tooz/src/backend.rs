@@ -159,7 +159,10 @@ pub struct LockRequest<'a> {
     /// through [`Backend::change_hint`] when its turn comes (`redis://`), or hold the call
     /// until the lock is granted (a kernel wait on `file://`, see
     /// [`Started::lock_waits_block`]). `try_acquire` has it `false`: it must not queue.
-    /// Either way a request is not granted ahead of queued waiters.
+    /// Either way a request is not granted ahead of queued waiters. A backend may also grant
+    /// a queued owner between its attempts (hand the lock over on release, as `redis://`
+    /// does) and answer its next attempt with that grant: the coordinator counts such a
+    /// grant's lease from the previous attempt's send time, which preceded it.
     pub wait: bool,
 }
 

@@ -86,8 +86,14 @@ impl Lock {
             queued: AtomicBool::new(false),
         };
         let blocks = inner.started.lock_waits_block;
+        let mut previous_sent = None;
         let attempt = |wait: bool| {
-            let sent = clock::now();
+            // The grant's lease counts from the previous attempt's send time when there was
+            // one: a backend may grant a queued waiter between its attempts (a hand-off) and
+            // deliver the grant on the next, which leaves after the grant was made. The
+            // previous attempt was refused, so it left before the grant.
+            let now = clock::now();
+            let sent = previous_sent.replace(now).unwrap_or(now);
             if wait {
                 queue.queued.store(true, Ordering::Relaxed);
             }

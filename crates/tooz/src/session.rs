@@ -7,7 +7,9 @@
 //! * the **session lease** covers memberships: the backend keeps a member alive for its
 //!   membership timeout after the last heartbeat that reached it;
 //! * every **lock and leadership has its own lease**, from the send time of the request that
-//!   took it, extended only by a heartbeat that included that very grant. A session-wide
+//!   took it (for a lock waiter, of the attempt before it: a backend may hand the lock to a
+//!   queued waiter between attempts), extended only by a heartbeat that included that very
+//!   grant. A session-wide
 //!   deadline would be wrong for grants: a heartbeat sent before a slow acquire returned does
 //!   not renew it, yet would have moved the deadline.
 //!

@@ -82,6 +82,12 @@ impl Keys {
     pub(crate) fn events(&self) -> Vec<u8> {
         join(&[&self.ns, b":rs:events"])
     }
+
+    /// The prefix of every coordinator's own channel, on which it hears the grants handed to
+    /// its waiters (the coordinator's id follows).
+    pub(crate) fn grants_prefix(&self) -> Vec<u8> {
+        join(&[&self.ns, b":rs:grants:"])
+    }
 }
 
 fn refuse(kind: &'static str, name: &[u8], reason: &str) -> Error {

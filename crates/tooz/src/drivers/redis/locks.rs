@@ -15,6 +15,10 @@ impl RedisBackend {
             });
         }
         keys::check_lock(request.name)?;
+        // Handed to us by a release since our last attempt: the grant came in its message.
+        if let Some(token) = self.waiters.take_grant(request.owner) {
+            return Ok(Some(FencingToken::new(token)));
+        }
         let mut conn = self.conn()?;
         let token: u64 = scripts::ACQUIRE
             .key(self.keys.lock(request.name))
@@ -25,9 +29,15 @@ impl RedisBackend {
             .arg(Self::ms(self.options.lock_timeout))
             .arg(if request.wait { "1" } else { "0" })
             .arg(Self::ms(QUEUE_ENTRY_LIFE))
+            .arg(self.keys.grants_prefix())
+            .arg(&self.grants_id)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
+        if token > 0 {
+            // Its message may have come while this attempt was out.
+            self.waiters.forget_grant(request.owner);
+        }
         Ok((token > 0).then(|| FencingToken::new(token)))
     }
 
@@ -37,12 +47,14 @@ impl RedisBackend {
     }
 
     pub(super) async fn leave_queue(&self, name: &LockName, owner: OwnerToken) -> Result<()> {
+        // A grant that reached us after our waiter gave up is handed on by the script.
+        self.waiters.forget_grant(owner);
         self.on_queue(&scripts::LEAVE_QUEUE, name, owner).await?;
         Ok(())
     }
 
-    /// Runs a script that may wake the lock's next waiter (KEYS: lock, queue, waiting; ARGV:
-    /// owner token, channel).
+    /// Runs a script that may hand the lock to its next waiter (KEYS: lock, fence, queue,
+    /// waiting; ARGV: owner token, grant channel prefix, lock TTL).
     async fn on_queue(
         &self,
         script: &redis::Script,
@@ -52,10 +64,12 @@ impl RedisBackend {
         let mut conn = self.conn()?;
         script
             .key(self.keys.lock(name))
+            .key(self.keys.fence(name))
             .key(self.keys.queue(name))
             .key(self.keys.waiting(name))
             .arg(owner.to_hex())
-            .arg(self.keys.events())
+            .arg(self.keys.grants_prefix())
+            .arg(Self::ms(self.options.lock_timeout))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)

@@ -5,14 +5,21 @@
 //! * **Locks** take one round trip per acquire, fencing token included (a Lua script: `SET NX
 //!   PX`, then the lock's counter); release and renewal compare the owner token.
 //! * **Waiters queue** in arrival order (a sorted set per lock beside the lock key, under the
-//!   namespace's `:rs:` prefix): only the first live waiter may take a free lock, so a
-//!   releaser that asks again at once queues behind those already waiting, and a release
-//!   wakes the first waiter alone — one message naming its owner token (pub/sub, received as
-//!   RESP3 push messages on the coordinator's one multiplexed connection, so Redis 6 or newer
-//!   is needed), not a herd. A waiter renews its place on every look (at least every 100 ms,
-//!   which also catches releases that nobody announces: an expired holder, Python tooz); one
-//!   that stopped looking drops out of the queue after 1 s. Python tooz's waiters do not
-//!   queue: they take the lock whenever they find it free.
+//!   namespace's `:rs:` prefix), and a lock that comes free while someone waits is **handed
+//!   straight to the first live waiter**: the release (or the first attempt to find the lock
+//!   free after an unannounced release) makes the grant in the same script, with its fencing
+//!   token, and tells the waiter's coordinator alone, in one message on that coordinator's
+//!   own channel (pub/sub, received as RESP3 push messages on its one multiplexed
+//!   connection, so Redis 6 or newer is needed). The
+//!   waiter holds the lock as soon as the message arrives, with no further round trip; a
+//!   releaser that asks again at once queues behind those already waiting, and no herd wakes.
+//!   A waiter renews its place on every look (at least every 100 ms, which also catches
+//!   releases nobody announces: an expired holder, Python tooz, a missed message); one that
+//!   stopped looking drops out of the queue after 1 s; one that gives up just as the lock is
+//!   handed to it passes it on. Python tooz's waiters do not queue: they take the lock when
+//!   they find it free, which while ours wait it never is. A waiter that crashes in the last
+//!   second of its queue entry may be handed the lock, which then expires after
+//!   `lock_timeout` as if it had crashed holding it.
 //! * **Heartbeat**: one script per beat refreshes the member's beat key, extends every lock and
 //!   leadership still ours, and checks every membership; whatever it finds gone fires its loss
 //!   signal. The connection reconnects by itself.
@@ -105,6 +112,9 @@ pub struct RedisBackend {
     conn: RwLock<Option<ConnectionManager>>,
     changes: Arc<Changes>,
     waiters: Arc<Waiters>,
+    /// This coordinator's id among the namespace's: grants for its waiters come on the
+    /// channel `grants_prefix` + id, which nobody else hears.
+    grants_id: String,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -127,6 +137,7 @@ impl RedisBackend {
             conn: RwLock::new(None),
             changes: Arc::new(Changes::default()),
             waiters: Arc::default(),
+            grants_id: OwnerToken::generate().to_hex(),
         }
     }
 
@@ -166,10 +177,10 @@ impl RedisBackend {
     /// is a Redis master; replaces the connection in use.
     async fn connect(&self) -> Result<()> {
         let client = self.client(self.master_addr().await?)?;
-        // A lock's release wakes the one waiter it names; any other push (a membership or
-        // leadership change, a resubscription after a reconnect) wakes those watching groups
-        // and elections, who look again for themselves — and after a reconnect, lock waiters
-        // too, as announcements may have been missed.
+        // A grant handed to one of our lock waiters wakes that waiter alone; any other push (a
+        // membership or leadership change, a resubscription after a reconnect) wakes those
+        // watching groups and elections, who look again for themselves — and after a
+        // reconnect, lock waiters too, as grants may have been missed.
         let (changes, waiters) = (Arc::clone(&self.changes), Arc::clone(&self.waiters));
         let on_push = move |push: redis::PushInfo| {
             let message = match (&push.kind, push.data.get(1)) {
@@ -217,7 +228,12 @@ impl RedisBackend {
                 source: format!("{} reached a replica, not the master", self.options.url).into(),
             });
         }
-        conn.subscribe(self.keys.events())
+        let grants = [
+            self.keys.grants_prefix(),
+            self.grants_id.clone().into_bytes(),
+        ]
+        .concat();
+        conn.subscribe(&[self.keys.events(), grants])
             .await
             .map_err(redis_error)?;
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);

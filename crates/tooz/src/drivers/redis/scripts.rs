@@ -24,9 +24,15 @@ end
 ";
 
 /// A lock's queue of waiters: a sorted set of owner tokens by arrival (server microseconds),
-/// beside a hash of until when (server milliseconds) each counts as alive. A waiter renews its
-/// entry on every attempt; one that stopped (crashed, paused, gave up without saying) drops
-/// out once its entry lapses, so that nobody waits behind it for long.
+/// beside a hash of, per waiter, until when (server milliseconds) it counts as alive and the
+/// id of the coordinator it waits in (`<ms> <id>`). A waiter renews its entry on every
+/// attempt; one that stopped (crashed, paused, gave up without saying) drops out once its
+/// entry lapses, so that nobody waits behind it for long.
+///
+/// A lock that comes free while someone waits is never left free: `hand_off` grants it to the
+/// first live waiter in the same step (its key, its TTL, its next fencing token) and tells that
+/// waiter's coordinator alone, on its own channel (`<prefix><id>`), `g:<owner>:<token>`, so
+/// the waiter holds the lock without another round trip. Needs `NEXT_FENCE`.
 const QUEUE: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
@@ -36,71 +42,93 @@ local function first_waiter(queue, alive, now)
   while true do
     local head = redis.call('ZRANGE', queue, 0, 0)[1]
     if not head then return nil end
-    if tonumber(redis.call('HGET', alive, head) or '0') > now then return head end
+    local entry = redis.call('HGET', alive, head) or ''
+    local until_ms, id = string.match(entry, '^(%d+) (%x+)$')
+    if until_ms and tonumber(until_ms) > now then return head, id end
     redis.call('ZREM', queue, head)
     redis.call('HDEL', alive, head)
   end
 end
-local function wake_first(queue, alive, channel)
-  local head = first_waiter(queue, alive, now_ms())
-  if head then redis.call('PUBLISH', channel, 'w:' .. head) end
+local function hand_off(lock, fence, queue, alive, prefix, ttl, now)
+  local head, id = first_waiter(queue, alive, now)
+  if not head then
+    redis.call('DEL', lock)
+    return
+  end
+  redis.call('SET', lock, head, 'PX', ttl)
+  redis.call('ZREM', queue, head)
+  redis.call('HDEL', alive, head)
+  redis.call('PUBLISH', prefix .. id, 'g:' .. head .. ':' .. string.format('%d', next_fence(fence)))
 end
 ";
 
 /// Take a lock and, in the same round trip, its next fencing token — unless others queued
-/// for it first: then only the first of them may take it, and a waiting caller joins the
-/// queue (or renews its place). KEYS: lock, fence, queue, waiting. ARGV: token, ttl ms,
-/// wait ('1' or '0'), how long a queue entry lives (ms). Returns the token, or 0.
+/// for it first: then a free lock goes to the first of them (handed off), and a waiting caller
+/// joins the queue (or renews its place). A caller the lock was already handed to gets that
+/// grant's token. KEYS: lock, fence, queue, waiting. ARGV: token, ttl ms, wait ('1' or '0'),
+/// how long a queue entry lives (ms), grant channel prefix, our coordinator id. Returns the
+/// token, or 0.
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{NEXT_FENCE}{QUEUE}{}",
         r"
-local now = now_ms()
-local head = first_waiter(KEYS[3], KEYS[4], now)
-if (not head or head == ARGV[1]) and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if head then
-    redis.call('ZREM', KEYS[3], ARGV[1])
-    redis.call('HDEL', KEYS[4], ARGV[1])
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  return tonumber(redis.call('GET', KEYS[2]) or '0')
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not holder then
+  local head = first_waiter(KEYS[3], KEYS[4], now)
+  if not head or head == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    if head then
+      redis.call('ZREM', KEYS[3], ARGV[1])
+      redis.call('HDEL', KEYS[4], ARGV[1])
+    end
+    return next_fence(KEYS[2])
   end
-  return next_fence(KEYS[2])
+  -- Freed without a hand-off (expired, or released by Python tooz): the first waiter's.
+  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[2], now)
 end
 if ARGV[3] == '1' then
-  local t = redis.call('TIME')
+  local life = tonumber(ARGV[4])
   redis.call('ZADD', KEYS[3], 'NX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
-  redis.call('HSET', KEYS[4], ARGV[1], now + tonumber(ARGV[4]))
-  redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[4]))
-  redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[4]))
+  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d %s', now + life, ARGV[6]))
+  redis.call('PEXPIRE', KEYS[3], 2 * life)
+  redis.call('PEXPIRE', KEYS[4], 2 * life)
 end
 return 0"
     ))
 });
 
-/// Release a lock if it is still ours (what redis-py's lock does) and wake the first live
-/// waiter, and it alone. KEYS: lock, queue, waiting. ARGV: token, channel. Returns 1 or 0.
+/// Release a lock if it is still ours (what redis-py's lock does), handing it to the first
+/// live waiter. KEYS: lock, fence, queue, waiting. ARGV: token, grant channel prefix, ttl
+/// ms. Returns 1 or 0.
 pub(crate) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "redis.replicate_commands()\n{QUEUE}{}",
+        "{NEXT_FENCE}{QUEUE}{}",
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  wake_first(KEYS[2], KEYS[3], ARGV[2])
+  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], now_ms())
   return 1
 end
 return 0"
     ))
 });
 
-/// A waiter gives up: off the queue, and if it was first and the lock is free, the next one is
-/// woken. KEYS: lock, queue, waiting. ARGV: token, channel.
+/// A waiter gives up: off the queue; if the lock was handed to it meanwhile (the grant crossed
+/// its giving up), or if the lock is free, it goes on to the next waiter. KEYS: lock, fence,
+/// queue, waiting. ARGV: token, grant channel prefix, ttl ms. Returns 1.
 pub(crate) static LEAVE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "redis.replicate_commands()\n{QUEUE}{}",
+        "{NEXT_FENCE}{QUEUE}{}",
         r"
-local was_first = first_waiter(KEYS[2], KEYS[3], now_ms()) == ARGV[1]
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-if was_first and redis.call('EXISTS', KEYS[1]) == 0 then
-  wake_first(KEYS[2], KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder then
+  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], now_ms())
 end
 return 1"
     ))
