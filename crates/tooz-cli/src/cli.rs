@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -16,6 +16,12 @@ Exit codes:
   126    CMD could not be executed         127  CMD was not found
   128+N  CMD was killed by signal N
 
+Logging:
+  The library's warnings (a member file skipped, a failed heartbeat, ...) go to stderr as
+  log lines; -v, -vv, -vvv show info, debug, trace; -q shows errors only. RUST_LOG, when set,
+  overrides these (an invalid RUST_LOG is ignored with a warning). --log-format json writes
+  one JSON object per line.
+
 Examples:
   tooz lock nightly-report --no-wait -- ./report.sh
   tooz lock db-migrate --timeout 30 -- sh -c 'echo token $TOOZ_FENCING_TOKEN; ./migrate'
@@ -24,7 +30,8 @@ Examples:
   tooz group members workers --json
   tooz watch workers
   tooz ring --node a --node b=2 --replicas 2 job-1 job-2
-  TOOZ_URL=file:///var/lib/app/tooz tooz info";
+  TOOZ_URL=file:///var/lib/app/tooz tooz info
+  tooz -v --log-format json group members workers";
 
 /// Distributed coordination from the terminal: locks around commands, leader-only commands,
 /// group membership, hash-ring placements. Interoperable with Python tooz on the same backend.
@@ -40,12 +47,31 @@ pub(crate) struct Cli {
     #[arg(long, env = "TOOZ_MEMBER", global = true)]
     pub(crate) member: Option<String>,
 
-    /// No status lines on stderr.
+    /// No status lines on stderr, and only errors logged (unless -v is given too).
     #[arg(long, short, global = true)]
     pub(crate) quiet: bool,
 
+    /// Log more on stderr: -v info, -vv debug, -vvv trace (default: warnings). RUST_LOG, when
+    /// set, takes precedence, as in `RUST_LOG=tooz=debug`.
+    #[arg(long, short, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    /// How log lines on stderr are written: text, or one JSON object per line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text, global = true)]
+    pub(crate) log_format: LogFormat,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The format of log lines (the library's warnings and, with -v, more) on stderr. Errors that
+/// end the command stay one plain `tooz: ...` line in either format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// `LEVEL target: message fields`, coloured when stderr is a terminal.
+    Text,
+    /// One JSON object per line, with `level`, `target`, `timestamp` and the event's fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,9 +25,15 @@ impl Leadership {
         token: FencingToken,
         signal: Arc<crate::session::Signal>,
     ) -> Self {
+        let hold = tracing::debug_span!(
+            "tooz.lead",
+            backend = coord.backend_name(),
+            group = %group,
+            token = token.get(),
+        );
         Self {
             group,
-            grant: Grant::new(coord, owner, token, signal),
+            grant: Grant::new(coord, owner, token, signal, hold, false),
         }
     }
 

@@ -81,6 +81,15 @@ pub enum Error {
         /// The cargo feature that brings it.
         feature: &'static str,
     },
+    /// A call of the blocking API (`tooz::blocking`) was made from inside an async runtime,
+    /// where blocking the thread would stall every task on it: use the async API there.
+    #[error(
+        "{operation}: the blocking API cannot be called from inside an async runtime; use the async API there"
+    )]
+    BlockingInsideRuntime {
+        /// What was called.
+        operation: &'static str,
+    },
     /// The backend lacks characteristics the caller required (tooz `ToozDriverChosenPoorly`).
     #[error("the {backend} backend lacks the required characteristics {missing:?}")]
     CharacteristicsNotMet {

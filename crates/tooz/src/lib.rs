@@ -72,6 +72,8 @@
 //! | `file` | yes | `file:///DIR` ([`drivers::file`]) |
 //! | `redis` | no | `redis://` (`drivers::redis`, with the `redis` crate) |
 //! | `redis-tls` | no | `rediss://` and `ssl=true` (rustls) |
+//! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
+//! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!
 //! Each backend arrives behind its own feature, so a build carries only the clients it uses.
 //!
@@ -104,6 +106,31 @@
 //! * **Names are data.** Group ids, member ids and lock names are byte strings of 1 to
 //!   [`MAX_NAME_LEN`] bytes; no name is ever interpreted as path or key syntax.
 //!
+//! ## Observability
+//!
+//! Spans (`tracing`, at DEBUG, heartbeats at TRACE, so that a healthy run is quiet at the
+//! usual INFO): `tooz.connect`, `tooz.acquire` (fields `backend`, `lock`, `mode`, and once
+//! granted `token`, `waited_us`, `attempts`), `tooz.hold` (open from the grant to its
+//! hand-back: its duration is the hold time), `tooz.join`, `tooz.leave`, `tooz.campaign`,
+//! `tooz.lead`, `tooz.heartbeat`. Warnings say what went wrong (a failed heartbeat, a loss,
+//! a skipped malformed entry). No field ever carries a URL's password.
+//!
+//! With the `metrics` feature, the recorder a program installs receives:
+//!
+//! | metric | kind | labels | what |
+//! |---|---|---|---|
+//! | `tooz_lock_acquisitions_total` | counter | `backend` | locks granted |
+//! | `tooz_lock_contended_total` | counter | `backend` | grants that waited for another holder |
+//! | `tooz_lock_wait_seconds` | histogram | `backend` | from the call to the grant |
+//! | `tooz_lock_hold_seconds` | histogram | `backend` | from the grant to its hand-back |
+//! | `tooz_heartbeat_seconds` | histogram | `backend` | one heartbeat's round trip |
+//! | `tooz_renewals_total` | counter | `backend` | grants and memberships heartbeats renewed |
+//! | `tooz_renewal_failures_total` | counter | `backend` | heartbeats that failed |
+//! | `tooz_losses_total` | counter | `kind`: `lock`, `leadership`, `membership` | grants lost rather than handed back |
+//! | `tooz_group_members` | gauge | `group` | members of a watched group, at the last look |
+//!
+//! Lock names are not labels (a program may use millions).
+//!
 //! [tooz]: https://opendev.org/openstack/tooz
 
 // Feature badges on docs.rs (nightly rustdoc); `scripts/test` builds them too.
@@ -127,6 +154,7 @@ mod partitioner;
 mod run_to_end;
 mod scheme;
 mod session;
+mod telemetry;
 mod tokens;
 mod wait;
 mod watch;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken, Topic};
 use crate::coordinator::{Coordinator, Inner};
@@ -14,7 +15,11 @@ use crate::error::{Error, Result};
 use crate::ids::LockName;
 use crate::run_to_end::{RunToEnd, boxed};
 use crate::session::{Kind, Signal};
-use crate::{clock, wait};
+use crate::{clock, telemetry, wait};
+
+/// On a backend whose waits block (a kernel wait), a single attempt that took longer than this
+/// counts as contended.
+const BLOCKED_AFTER: Duration = Duration::from_millis(1);
 
 /// A named lock of a coordinator; cheap, and takes nothing until asked.
 #[derive(Debug, Clone)]
@@ -70,7 +75,22 @@ impl Lock {
     }
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        let span = tracing::debug_span!(
+            "tooz.acquire",
+            backend = self.coord.backend_name(),
+            lock = %self.name,
+            mode = ?self.mode,
+            token = tracing::field::Empty,
+            waited_us = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        self.take(deadline).instrument(span).await
+    }
+
+    async fn take(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
         self.name.validate()?;
+        let started = Instant::now();
+        let mut attempts = 0_u32;
         let inner = &self.coord.inner;
         if self.mode == LockMode::Shared && !inner.started.shared_locks {
             return Err(Error::Unsupported {
@@ -94,6 +114,7 @@ impl Lock {
             // previous attempt was refused, so it left before the grant.
             let now = clock::now();
             let sent = previous_sent.replace(now).unwrap_or(now);
+            attempts += 1;
             if wait {
                 queue.queued.store(true, Ordering::Relaxed);
             }
@@ -127,6 +148,14 @@ impl Lock {
         };
         // Granted: the backend took us off its queue in the same step.
         queue.queued.store(false, Ordering::Relaxed);
+        let waited = started.elapsed();
+        let contended = attempts > 1 || (blocks && waited > BLOCKED_AFTER);
+        telemetry::lock_acquired(inner.backend.name(), waited, contended);
+        let span = tracing::Span::current();
+        span.record("token", token.get());
+        span.record("waited_us", waited.as_micros() as u64);
+        span.record("attempts", attempts);
+        tracing::debug!(contended, "lock acquired");
         let kind = Kind::Lock(self.name.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
             // The coordinator stopped while we were being granted the lock; handed back in a
@@ -135,7 +164,13 @@ impl Lock {
             tokio::spawn(async move { inner.release_quietly(&name, owner).await });
             return Err(Error::Stopped);
         };
-        let grant = Grant::new(self.coord.clone(), owner, token, signal);
+        let hold = tracing::debug_span!(
+            "tooz.hold",
+            backend = inner.backend.name(),
+            lock = %self.name,
+            token = token.get(),
+        );
+        let grant = Grant::new(self.coord.clone(), owner, token, signal, hold, true);
         Ok(Some(LockGuard {
             name: self.name.clone(),
             grant,
@@ -203,6 +238,11 @@ pub(crate) struct Grant {
     pub(crate) signal: Arc<Signal>,
     runtime: Option<tokio::runtime::Handle>,
     finished: bool,
+    /// Open from the grant to its hand-back: a subscriber sees how long it was held.
+    hold: tracing::Span,
+    granted: Instant,
+    /// A lock (whose hold time is a metric), not a leadership.
+    is_lock: bool,
 }
 
 impl Grant {
@@ -211,6 +251,8 @@ impl Grant {
         owner: OwnerToken,
         token: FencingToken,
         signal: Arc<Signal>,
+        hold: tracing::Span,
+        is_lock: bool,
     ) -> Self {
         Self {
             coord,
@@ -219,7 +261,20 @@ impl Grant {
             signal,
             runtime: tokio::runtime::Handle::try_current().ok(),
             finished: false,
+            hold,
+            granted: Instant::now(),
+            is_lock,
         }
+    }
+
+    /// The grant is being handed back (released, resigned, dropped): the hold ends.
+    fn ended(&self, how: &'static str) {
+        let held = self.granted.elapsed();
+        if self.is_lock {
+            telemetry::lock_held(self.coord.backend_name(), held);
+        }
+        let lost = !self.is_held();
+        tracing::debug!(parent: &self.hold, held_us = held.as_micros() as u64, lost, "{how}");
     }
 
     pub(crate) fn is_held(&self) -> bool {
@@ -233,6 +288,7 @@ impl Grant {
     /// Marks the grant handed back: the loss signal fires (it is no longer held) and drop
     /// does nothing more. Returns whether it was still held locally until now.
     pub(crate) fn finish(&mut self) -> bool {
+        self.ended("handed back");
         let was_held = self.is_held();
         self.finished = true;
         self.signal.lost().cancel();
@@ -258,6 +314,7 @@ impl Grant {
         if self.finished {
             return;
         }
+        self.ended("dropped: handing back in the background");
         self.finished = true;
         self.signal.lost().cancel();
         if let Some(runtime) = &self.runtime {

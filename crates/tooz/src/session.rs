@@ -25,8 +25,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BeatReport, Held, Loss, OwnerToken};
-use crate::clock;
 use crate::ids::{GroupId, LockName};
+use crate::{clock, telemetry};
 
 /// The share of the backend's timeout we trust locally.
 const LOCAL_LEASE_PERCENT: u32 = 90;
@@ -361,6 +361,11 @@ impl State {
         let Some(entry) = self.grants.remove(&owner) else {
             return;
         };
+        telemetry::lost(match entry.kind {
+            Kind::Lock(_) => "lock",
+            Kind::Leadership(_) => "leadership",
+            Kind::Membership(_) => "membership",
+        });
         entry.signal.lost.cancel();
         if let (Kind::Membership(group), true) = (entry.kind, still_listed) {
             self.dropped.insert(group);

@@ -14,6 +14,7 @@ use crate::backend::Topic;
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
+use crate::telemetry;
 
 /// Buffered events before the watcher waits for its reader.
 const BUFFER: usize = 256;
@@ -130,6 +131,7 @@ async fn run(
                 continue;
             }
         };
+        telemetry::group_members(&group, next.members.len());
         for event in diff(&group, &last, &next) {
             if tx.send(Ok(event)).await.is_err() {
                 return;

@@ -6,8 +6,9 @@
 //! 1. the contract: `backend.rs` (re-exporting what a driver needs)
 //! 2. the drivers: `drivers/*`
 //! 3. URL dispatch: `scheme.rs`
-//! 4. the coordinator's machinery: session, heartbeat, wait
+//! 4. the coordinator's machinery: session, heartbeat, wait, telemetry
 //! 5. the user-facing handles: coordinator, lock, election, membership, watch, partitioner
+//! 6. the blocking API over them (`blocking/`, as reqwest's)
 //!
 //! A module may import its own layer or any below; this test reads every `crate::` path in
 //! `src/` and fails on one that reaches up.
@@ -30,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["backend"],
     &["drivers"],
     &["scheme"],
-    &["session", "heartbeat", "wait"],
+    &["session", "heartbeat", "wait", "telemetry"],
     &[
         "coordinator",
         "lock",
@@ -39,6 +40,7 @@ const LAYERS: &[&[&str]] = &[
         "watch",
         "partitioner",
     ],
+    &["blocking"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

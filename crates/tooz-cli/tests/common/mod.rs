@@ -25,9 +25,11 @@ impl Env {
 
     pub(crate) fn tooz(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tooz"));
+        // The tests' own RUST_LOG would override the level flags whose effect they check.
         cmd.args(args)
             .env("TOOZ_URL", self.url())
-            .env_remove("TOOZ_MEMBER");
+            .env_remove("TOOZ_MEMBER")
+            .env_remove("RUST_LOG");
         cmd
     }
 

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::backend::{Backend, BeatReport, Elections, Groups, OwnerToken, Started};
-use crate::clock;
 use crate::error::{Error, Result};
 use crate::heartbeat;
 use crate::ids::{GroupId, LockName, MemberId};
 use crate::session::Session;
+use crate::{clock, telemetry};
 
 pub(crate) struct Inner {
     pub(crate) backend: Box<dyn Backend>,
@@ -181,7 +182,29 @@ impl Inner {
         let held = self.session.held();
         let sent = clock::now();
         let timeout = self.hand_back_timeout();
-        let result = bounded("heartbeat", timeout, self.backend.heartbeat(&held)).await;
+        let span = tracing::trace_span!(
+            "tooz.heartbeat",
+            backend = self.backend.name(),
+            locks = held.locks.len(),
+            leaderships = held.leaderships.len(),
+            memberships = held.memberships.len(),
+        );
+        let result = bounded("heartbeat", timeout, self.backend.heartbeat(&held))
+            .instrument(span)
+            .await;
+        let round_trip = clock::now().saturating_sub(sent);
+        let renewed = result.as_ref().ok().map(|report| {
+            let carried = held.locks.len() + held.leaderships.len() + held.memberships.len();
+            let lost = report.lost_locks.len()
+                + report.lost_leaderships.len()
+                + report.lost_memberships.len();
+            if report.session_restarted {
+                0
+            } else {
+                carried.saturating_sub(lost)
+            }
+        });
+        telemetry::heartbeat(self.backend.name(), round_trip, renewed);
         match &result {
             Ok(report) => {
                 if report.session_restarted {

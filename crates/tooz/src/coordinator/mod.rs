@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::backend::FencingToken;
 use crate::backend::{Backend, Losses, OwnerToken, Topic};
@@ -147,7 +148,10 @@ impl CoordinatorBuilder {
             Source::Custom(open) => open(&self.member)?,
         };
         let member = self.member.clone();
-        Coordinator::start(backend, member, self).await
+        let span = tracing::debug_span!("tooz.connect", backend = backend.name(), member = %member);
+        Coordinator::start(backend, member, self)
+            .instrument(span)
+            .await
     }
 }
 
@@ -258,6 +262,11 @@ impl Coordinator {
             });
         }
         let timeout = started.membership_timeout;
+        tracing::debug!(
+            membership_timeout = ?timeout,
+            grant_timeout = ?started.grant_timeout,
+            "connected"
+        );
         let session = Arc::new(Session::new(timeout, started.grant_timeout, sent));
         // Often enough to renew both memberships and grants well within their timeouts.
         let shortest = started.grant_timeout.map_or(timeout, |g| g.min(timeout));
@@ -404,12 +413,19 @@ impl Coordinator {
 
     /// Joins a group with capabilities (use `Capabilities::none()` for none);
     /// [`Error::GroupNotCreated`], [`Error::MemberAlreadyExist`].
+    #[tracing::instrument(
+        name = "tooz.join",
+        level = "debug",
+        skip_all,
+        fields(backend = self.backend_name(), group = tracing::field::Empty)
+    )]
     pub async fn join_group(
         &self,
         group: impl Into<GroupId>,
         capabilities: impl Into<Capabilities>,
     ) -> Result<Membership> {
         let group = checked(group.into())?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let capabilities = capabilities.into();
         capabilities.encode()?;
         self.inner.groups("join_group")?;
@@ -482,8 +498,15 @@ impl Coordinator {
     }
 
     /// Leaves a group; [`Error::GroupNotCreated`] or [`Error::MemberNotJoined`].
+    #[tracing::instrument(
+        name = "tooz.leave",
+        level = "debug",
+        skip_all,
+        fields(backend = self.backend_name(), group = tracing::field::Empty)
+    )]
     pub async fn leave_group(&self, group: impl Into<GroupId>) -> Result<()> {
         let group = checked(group.into())?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let groups = self.inner.groups("leave_group")?;
         let _ops = self.inner.membership_ops.lock().await;
         let result = self.inner.call("leave group", groups.leave(&group)).await;
@@ -593,6 +616,12 @@ impl Coordinator {
             })
     }
 
+    #[tracing::instrument(
+        name = "tooz.campaign",
+        level = "debug",
+        skip_all,
+        fields(backend = self.backend_name(), group = %group, token = tracing::field::Empty)
+    )]
     async fn campaign_until(
         &self,
         group: GroupId,
@@ -621,6 +650,8 @@ impl Coordinator {
         let Some((token, sent)) = taken else {
             return Ok(None);
         };
+        tracing::Span::current().record("token", token.get());
+        tracing::debug!("elected");
         let kind = Kind::Leadership(group.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
             let inner = Arc::clone(inner);
