@@ -8,6 +8,8 @@
 //! unlock on a descriptor kept open (and the same without the counter). The member groups are
 //! populated by our coordinators, which stay alive while Python lists them too.
 
+#[path = "common/blocking.rs"]
+mod blocking;
 #[path = "common/mod.rs"]
 mod common;
 
@@ -132,6 +134,7 @@ async fn main() {
         lock.acquire().await.unwrap().release().await.unwrap();
     })
     .await;
+    let blocking_pairs = blocking::blocking_pairs(&url, "bench-blocking", "bench-lock-blocking");
 
     let join_group = "rust-join-bench";
     coord.create_group(join_group).await.unwrap();
@@ -231,6 +234,7 @@ async fn main() {
         "floor: OFD lock + pread/pwrite counter + unlock: {floor_counter:.0} pairs/s; without the counter: {floor_bare:.0} pairs/s"
     );
     println!("ours / floor (with counter): {:.2}x", pairs / floor_counter);
+    blocking::print_blocking(pairs, blocking_pairs);
     if py.is_none() {
         println!("python tooz: not measured (set TOOZ_PYTHON; scripts/bench does)");
     }

@@ -7,6 +7,8 @@
 //! `members()` of a 1,000-member group (median of 20), with the number of commands the server
 //! processed for one call.
 
+#[path = "common/blocking.rs"]
+mod blocking;
 #[path = "common/mod.rs"]
 mod common;
 
@@ -145,6 +147,7 @@ async fn main() {
         async move { lock.acquire().await.unwrap().release().await.unwrap() }
     })
     .await;
+    let blocking_1 = blocking::blocking_pairs(&url, "bench-blocking", "bench-lock-blocking");
     let floor_conn = raw.clone();
     let floor_1 = best_of_three(1, move |_| raw_pair(floor_conn.clone(), "solo".into())).await;
 
@@ -276,6 +279,7 @@ async fn main() {
         "one members() of 1,000: {requests} script request(s) from us (one round trip); \
          {commands} commands run by the server in all, the others inside the script"
     );
+    blocking::print_blocking(ours_1, blocking_1);
     if py.is_none() {
         println!("python tooz: not measured (set TOOZ_PYTHON; scripts/bench does)");
     }
