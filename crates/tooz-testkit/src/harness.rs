@@ -27,6 +27,8 @@ pub(crate) enum Needs {
     HeldLocks,
     /// Elections, with leaderships that end when heartbeats stop.
     LeaseBoundElections,
+    /// Lock waiters served in arrival order.
+    QueuedLockWaits,
     /// Runs only on a backend that lacks something, to check it answers `Unsupported`.
     MissingFeature,
 }
@@ -41,6 +43,7 @@ impl Needs {
             Self::Groups => s.groups,
             Self::Elections => s.elections,
             Self::SharedLocks => s.shared_locks,
+            Self::QueuedLockWaits => s.queued_lock_waits,
             Self::LeaseBoundLocks => s.lease_bound_locks,
             Self::HeldLocks => !s.lease_bound_locks,
             Self::LeaseBoundElections => s.elections && s.lease_bound_locks,

@@ -218,6 +218,10 @@ pub struct Started {
     /// caller's deadline instead of the operation timeout, and a caller that gives up leaves
     /// it to finish in the background, handing back what it took.
     pub lock_waits_block: bool,
+    /// Whether lock waiters are served in arrival order (a queue on the server, the kernel's
+    /// wait queue), so that a releaser asking again at once queues behind those already
+    /// waiting. `false` where waiters poll and race (memcached, like Python tooz's drivers).
+    pub lock_waits_queue: bool,
 }
 
 impl Started {
@@ -230,6 +234,7 @@ impl Started {
             characteristics,
             shared_locks: false,
             lock_waits_block: false,
+            lock_waits_queue: false,
         }
     }
 
@@ -242,6 +247,12 @@ impl Started {
     /// Shared locks are offered.
     pub fn with_shared_locks(mut self, offered: bool) -> Self {
         self.shared_locks = offered;
+        self
+    }
+
+    /// Lock waiters are served in arrival order (see [`Started::lock_waits_queue`]).
+    pub fn with_queued_lock_waits(mut self) -> Self {
+        self.lock_waits_queue = true;
         self
     }
 

@@ -52,11 +52,11 @@
 //! | `memory://NAME` | in-process store shared by every coordinator of the process using `NAME` | always on | session lease (`timeout`, default 10 s) | available |
 //! | `file:///DIR` | local directory, tooz's file driver layout, shared with Python tooz | `file` (default) | member file mtime + kernel locks | available |
 //! | `redis://`, `rediss://`, `redis:///path.sock` | Redis (single, or Sentinel with `?sentinel=MASTER`), tooz's key layout, shared with Python tooz | `redis` (`redis-tls` for `rediss://`) | key TTLs renewed by heartbeats | available |
+//! | `memcached://HOST[:PORT]` | memcached 1.6+, tooz's key layout, shared with Python tooz; locks owned by CAS, fencing tokens best effort (`drivers::memcached`) | `memcached` | item TTLs renewed by heartbeats | available |
 //! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 | `etcd` | leases | planned |
 //! | `zookeeper://`, `kazoo://` | ZooKeeper | `zookeeper` | session, ephemeral nodes | planned |
 //! | `postgresql://` | PostgreSQL | `postgres` | session advisory locks | planned |
 //! | `mysql://` | MySQL / MariaDB | `mysql` | `GET_LOCK` | planned |
-//! | `memcached://` | memcached | `memcached` | item expiry | planned |
 //!
 //! This table is [`REGISTRATIONS`] (a test holds the two together). A planned scheme is refused
 //! by [`Coordinator::connect`] with [`Error::InvalidUrl`] naming the backend; a backend whose
@@ -72,6 +72,7 @@
 //! | `file` | yes | `file:///DIR` ([`drivers::file`]) |
 //! | `redis` | no | `redis://` (`drivers::redis`, with the `redis` crate) |
 //! | `redis-tls` | no | `rediss://` and `ssl=true` (rustls) |
+//! | `memcached` | no | `memcached://` (`drivers::memcached`, a meta-protocol client of its own) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!

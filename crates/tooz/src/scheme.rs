@@ -74,6 +74,17 @@ const REDIS: Option<Opener> = Some(|url, member| {
 #[cfg(not(feature = "redis"))]
 const REDIS: Option<Opener> = None;
 
+#[cfg(feature = "memcached")]
+const MEMCACHED: Option<Opener> = Some(|url, member| {
+    use crate::drivers::memcached::{MemcachedBackend, MemcachedOptions};
+    Ok(Box::new(MemcachedBackend::new(
+        MemcachedOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "memcached"))]
+const MEMCACHED: Option<Opener> = None;
+
 const fn planned(backend: &'static str, schemes: &'static [&'static str]) -> Registration {
     Registration {
         backend,
@@ -108,11 +119,17 @@ pub const REGISTRATIONS: &[Registration] = &[
         status: BackendStatus::Available,
         open: REDIS,
     },
+    Registration {
+        backend: "memcached",
+        schemes: &["memcached"],
+        feature: Some("memcached"),
+        status: BackendStatus::Available,
+        open: MEMCACHED,
+    },
     planned("etcd", &["etcd3+http", "etcd3+https", "etcd"]),
     planned("zookeeper", &["zookeeper", "kazoo"]),
     planned("postgres", &["postgresql", "postgres"]),
     planned("mysql", &["mysql"]),
-    planned("memcached", &["memcached"]),
     planned("consul", &["consul"]),
     planned("ipc", &["ipc"]),
 ];

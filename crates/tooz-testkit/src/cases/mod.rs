@@ -25,7 +25,7 @@ pub(crate) const ALL: &[Case] = &[
     case!(locks::a_timed_out_waiter_leaves_no_place_in_line, Nothing),
     case!(
         locks::a_releaser_does_not_take_the_lock_back_from_a_waiter,
-        Nothing
+        QueuedLockWaits
     ),
     case!(locks::several_locks_on_one_coordinator, Nothing),
     case!(locks::fencing_tokens_strictly_increase, Nothing),

@@ -173,6 +173,9 @@ pub struct Supported {
     /// the lock comes free, and hands the lock straight back. Elsewhere a waiter that gives up
     /// leaves the line at once.
     pub blocking_lock_waits: bool,
+    /// Lock waiters are served in arrival order, and a releaser that asks again at once
+    /// queues behind them (memory, file, redis); elsewhere waiters poll and race.
+    pub queued_lock_waits: bool,
 }
 
 impl Coordinator {
@@ -320,6 +323,7 @@ impl Coordinator {
             shared_locks: self.inner.started.shared_locks,
             lease_bound_locks: self.inner.started.grant_timeout.is_some(),
             blocking_lock_waits: self.inner.started.lock_waits_block,
+            queued_lock_waits: self.inner.started.lock_waits_queue,
         }
     }
 

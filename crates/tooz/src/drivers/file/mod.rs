@@ -289,7 +289,8 @@ impl Backend for FileBackend {
             // The kernel holds locks for as long as our descriptor is open.
             .with_grant_timeout(None)
             .with_shared_locks(true)
-            .with_blocking_lock_waits())
+            .with_blocking_lock_waits()
+            .with_queued_lock_waits())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {

@@ -211,7 +211,8 @@ impl Backend for MemoryBackend {
             Characteristic::SameViewAcrossClients,
         ]);
         Ok(Started::new(self.options.timeout, characteristics)
-            .with_shared_locks(self.options.shared_locks))
+            .with_shared_locks(self.options.shared_locks)
+            .with_queued_lock_waits())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {

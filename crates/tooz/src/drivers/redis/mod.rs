@@ -292,7 +292,8 @@ impl Backend for RedisBackend {
         ]);
         Ok(
             Started::new(self.options.membership_timeout, characteristics)
-                .with_grant_timeout(Some(self.options.lock_timeout)),
+                .with_grant_timeout(Some(self.options.lock_timeout))
+                .with_queued_lock_waits(),
         )
     }
 

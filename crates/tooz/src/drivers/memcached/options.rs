@@ -1,0 +1,179 @@
+//! Options of a `memcached://` URL (the table is on [`MemcachedOptions`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use super::NAME;
+use crate::error::{Error, Result};
+use crate::options::{RedactedUrl, UrlOptions};
+
+const OPTIONS: &[&str] = &[
+    "timeout",
+    "membership_timeout",
+    "lock_timeout",
+    "leader_timeout",
+    "max_pool_size",
+    "use_ssl",
+    "ca_cert",
+    "ssl_cert",
+    "ssl_key",
+    "ssl_key_password",
+    "ssl_ciphers",
+    "ssl_check_hostname",
+    "executor",
+];
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_PORT: u16 = 11211;
+const DEFAULT_CONNECTIONS: u64 = 4;
+/// memcached reads a TTL over 30 days as a point in time.
+const LONGEST_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// memcached's clock ticks once a second, so an item may expire up to a second before its
+/// TTL: a TTL of one second could be no time at all.
+const SHORTEST_TTL: Duration = Duration::from_secs(2);
+
+/// Options of a `memcached://HOST[:PORT]` URL (tooz's names and defaults):
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `timeout` | `30` | seconds: bound on connecting and on every exchange, and the default of the three below |
+/// | `membership_timeout` | `timeout` | TTL of a member's key (whole seconds, 2 to 30 days) |
+/// | `lock_timeout` | `timeout` | TTL of a lock (whole seconds, 2 to 30 days) |
+/// | `leader_timeout` | `timeout` | TTL of a leadership (whole seconds, 2 to 30 days) |
+/// | `max_pool_size` | `4` | connections to the server at most |
+/// | `use_ssl` | `false` | TLS: not offered yet (refused with an error, never ignored); `ca_cert`, `ssl_cert`, `ssl_key`, `ssl_key_password`, `ssl_ciphers`, `ssl_check_hostname` are read with it |
+/// | `executor` | — | accepted and ignored (tooz's thread pool) |
+#[derive(Clone)]
+pub struct MemcachedOptions {
+    pub(super) url: RedactedUrl,
+    /// `host:port`.
+    pub(super) addr: String,
+    /// Bound on connecting and on every exchange.
+    pub timeout: Duration,
+    /// TTL of a member's key.
+    pub membership_timeout: Duration,
+    /// TTL of a lock.
+    pub lock_timeout: Duration,
+    /// TTL of a leadership.
+    pub leader_timeout: Duration,
+    /// Connections at most.
+    pub max_pool_size: usize,
+}
+
+impl fmt::Debug for MemcachedOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemcachedOptions")
+            .field("url", &self.url)
+            .field("membership_timeout", &self.membership_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("leader_timeout", &self.leader_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemcachedOptions {
+    /// Reads a `memcached://` URL.
+    pub fn from_url(url: &Url) -> Result<Self> {
+        let shown = RedactedUrl::new(url.clone());
+        let options = UrlOptions::parse(NAME, url, OPTIONS)?;
+        if options.bool("use_ssl", false)? {
+            return Err(Error::Unsupported {
+                operation: "TLS to memcached (use_ssl=true)",
+                backend: NAME,
+            });
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(host) => host.to_string(),
+            None => "localhost".to_owned(),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::InvalidUrl {
+                url: shown.to_string(),
+                reason: "memcached takes no user or password here (SASL is not offered)".into(),
+            });
+        }
+        let addr = format!("{host}:{}", url.port().unwrap_or(DEFAULT_PORT));
+        let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
+        if timeout.is_zero() {
+            return Err(options.invalid("timeout", "0", "must be greater than zero"));
+        }
+        let ttl = |name: &str| -> Result<Duration> {
+            let value = options.duration(name, timeout)?;
+            let shown = options.get(name).unwrap_or("(from timeout)");
+            if value.subsec_nanos() != 0 {
+                return Err(options.invalid(name, shown, "memcached TTLs are whole seconds"));
+            }
+            if !(SHORTEST_TTL..=LONGEST_TTL).contains(&value) {
+                return Err(options.invalid(
+                    name,
+                    shown,
+                    "between 2 seconds (memcached expires items up to a second early) and 30 \
+                     days (memcached reads longer TTLs as dates)",
+                ));
+            }
+            Ok(value)
+        };
+        let connections = options.u64("max_pool_size", DEFAULT_CONNECTIONS)?;
+        if !(1..=1024).contains(&connections) {
+            let raw = options.get("max_pool_size").unwrap_or("");
+            return Err(options.invalid("max_pool_size", raw, "between 1 and 1024"));
+        }
+        Ok(Self {
+            url: shown,
+            addr,
+            timeout,
+            membership_timeout: ttl("membership_timeout")?,
+            lock_timeout: ttl("lock_timeout")?,
+            leader_timeout: ttl("leader_timeout")?,
+            max_pool_size: connections as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<MemcachedOptions> {
+        MemcachedOptions::from_url(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn tooz_defaults_and_names() {
+        let o = parse("memcached://127.0.0.1").unwrap();
+        assert_eq!(o.addr, "127.0.0.1:11211");
+        assert_eq!(o.timeout, Duration::from_secs(30));
+        assert_eq!(o.lock_timeout, Duration::from_secs(30));
+        let o = parse("memcached://h:1234?timeout=5&lock_timeout=7&leader_timeout=3").unwrap();
+        assert_eq!(o.addr, "h:1234");
+        assert_eq!(o.membership_timeout, Duration::from_secs(5));
+        assert_eq!(o.lock_timeout, Duration::from_secs(7));
+        assert_eq!(o.leader_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn ttls_memcached_cannot_keep_are_refused() {
+        for bad in [
+            "lock_timeout=1",
+            "lock_timeout=0",
+            "lock_timeout=2.5",
+            "membership_timeout=2592001",
+            "timeout=99999999999",
+            "lock_timeout=abc",
+            "max_pool_size=0",
+        ] {
+            let err = parse(&format!("memcached://h?{bad}")).unwrap_err();
+            assert!(matches!(err, Error::InvalidOption { .. }), "{bad}: {err:?}");
+        }
+        assert!(matches!(
+            parse("memcached://h?use_ssl=true").unwrap_err(),
+            Error::Unsupported { .. }
+        ));
+        assert!(matches!(
+            parse("memcached://h?nope=1").unwrap_err(),
+            Error::UnknownOption { .. }
+        ));
+    }
+}
