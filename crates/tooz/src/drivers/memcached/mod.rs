@@ -75,6 +75,10 @@ pub struct MemcachedBackend {
     client: Client,
     /// The CAS of every lock and leadership we hold, by owner token.
     held: Mutex<HashMap<OwnerToken, Grant>>,
+    /// Held by a heartbeat from reading the CAS values it renews until it has stored the new
+    /// ones, and by a hand-back from reading its CAS until its delete is answered: a delete
+    /// sent with a CAS a renewal had just replaced would leave a released lock held.
+    renewing: tokio::sync::Mutex<()>,
     beats: AtomicUsize,
     /// The server's eviction count last seen (`u64::MAX` before the first look).
     evictions: AtomicU64,
@@ -106,6 +110,7 @@ impl MemcachedBackend {
             member,
             client,
             held: Mutex::new(HashMap::new()),
+            renewing: tokio::sync::Mutex::new(()),
             beats: AtomicUsize::new(0),
             evictions: AtomicU64::new(u64::MAX),
         }
@@ -144,16 +149,18 @@ impl MemcachedBackend {
         let cas = taken
             .cas()
             .ok_or_else(|| protocol("an add returned no CAS"))?;
-        let token = counted
-            .counter()
-            .filter(|&t| t > 0)
-            .ok_or_else(|| protocol("the fencing counter returned no number"))?;
+        let Some(token) = counted.counter().filter(|&t| t > 0) else {
+            // Taken, but a grant without a token cannot be used: given back at once.
+            self.client.run(&[Command::delete(&key, Some(cas))]).await?;
+            return Err(protocol("the fencing counter returned no number"));
+        };
         self.held().insert(owner, Grant { key, ttl, cas });
         Ok(Some(FencingToken::new(token)))
     }
 
     /// Gives back what `owner` holds, if the server still has it as we left it.
     async fn give_back(&self, owner: OwnerToken) -> Result<bool> {
+        let _renewals = self.renewing.lock().await;
         let Some(grant) = self.held().remove(&owner) else {
             return Ok(false);
         };
@@ -247,6 +254,7 @@ impl Backend for MemcachedBackend {
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
+        let _renewals = self.renewing.lock().await;
         let member = keys::member(&self.member);
         let member_ttl = Self::secs(self.options.membership_timeout);
         // Whether the session went on (the member key still there), then the renewals.
