@@ -4,6 +4,7 @@ tooz 9.1.0 on this machine, one JSON object per workload on stdout.
 Usage: tooz_bench.py ring
        tooz_bench.py file URL GROUP_100 GROUP_1000
        tooz_bench.py redis URL GROUP_1000
+       tooz_bench.py memcached URL GROUP_1000
        tooz_bench.py contention-worker MODE URL LOCK MEMBER COUNTER HOLD_MS
          (one worker process of benches/contention.rs, which starts it and drives it)
 """
@@ -111,7 +112,9 @@ def file(url, group_100, group_1000):
     coord.stop()
 
 
-def redis(url, group_1000):
+def server(url, group_1000):
+    """redis and memcached: lock pairs, and members() of a live 1,000-member group that the
+    Rust side populated."""
     coord = coordination.get_coordinator(url, b"py-bench")
     coord.start(start_heart=False)
     lock_pairs(coord)
@@ -179,6 +182,7 @@ if __name__ == "__main__":
     {
         "ring": ring,
         "file": file,
-        "redis": redis,
+        "redis": server,
+        "memcached": server,
         "contention-worker": contention_worker,
     }[sys.argv[1]](*sys.argv[2:])

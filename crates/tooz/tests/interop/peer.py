@@ -2,10 +2,12 @@
 Rust test can interleave Python and Rust operations on one backend.
 
 Requests: {"op": "start", "url": U, "member": M}, {"op": "join", "group": G, "caps": C},
-{"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "groups"},
+{"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "leave", "group": G},
+{"op": "groups"},
 {"op": "members", "group": G}, {"op": "caps", "group": G, "member": M},
 {"op": "lock", "name": N}, {"op": "unlock", "name": N}, {"op": "heartbeat"},
 {"op": "campaign", "group": G} (one round of tooz's election: true if elected),
+{"op": "leader", "group": G} (get_leader: the leader's member id, or null),
 {"op": "partition", "group": G, "weight": W} (join_partitioned_group),
 {"op": "owners", "objects": [...]} (after run_watchers: each object's owner), {"op": "stop"}.
 Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
@@ -48,6 +50,8 @@ def main():
                 result = coord.create_group(request["group"].encode()).get()
             elif op == "delete":
                 result = coord.delete_group(request["group"].encode()).get()
+            elif op == "leave":
+                result = coord.leave_group(request["group"].encode()).get()
             elif op == "groups":
                 result = sorted(text(g) for g in coord.get_groups().get())
             elif op == "members":
@@ -73,6 +77,9 @@ def main():
                 coord.run_watchers()
                 coord.unwatch_elected_as_leader(group, on_elected)
                 result = bool(elected)
+            elif op == "leader":
+                leader = coord.get_leader(request["group"].encode()).get()
+                result = None if leader is None else text(leader)
             elif op == "partition":
                 partitioner = coord.join_partitioned_group(
                     request["group"].encode(), weight=request["weight"])

@@ -1,0 +1,76 @@
+//! A throw-away `memcached` on a loopback port (`-l 127.0.0.1 -U 0`, no UDP), stopped by its
+//! own pid when dropped or killed. An empty server every time: memcached keeps nothing on disk.
+
+// Shared by several test binaries, each of which uses only part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Server {
+    pub(crate) port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub(crate) fn start(port: u16) -> Self {
+        // `-u root` is required when running as root and ignored otherwise.
+        let child = Command::new("memcached")
+            .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"])
+            .args(["-u", "root"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("memcached");
+        let mut server = Self {
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
+                panic!("memcached on port {port} exited at once: {status}");
+            }
+            assert!(Instant::now() < deadline, "memcached did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    /// The URL of this server with `options` (`timeout=2&...`).
+    pub(crate) fn url(&self, options: &str) -> String {
+        format!("memcached://127.0.0.1:{}?{options}", self.port)
+    }
+
+    /// SIGKILL, by the child's pid: everything it held is gone at once.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether `memcached` can be run; its absence fails the test where servers are expected.
+pub(crate) fn have_memcached() -> bool {
+    let found = Command::new("memcached").arg("-V").output().is_ok();
+    if !found && std::env::var("TOOZ_TEST_URLS").is_ok_and(|u| u.contains("memcached://")) {
+        panic!("memcached is not installed, yet TOOZ_TEST_URLS names a memcached server");
+    }
+    found
+}
