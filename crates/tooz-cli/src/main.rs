@@ -377,7 +377,16 @@ async fn info(coord: Coordinator, url: &str) -> Result<i32, Failure> {
     println!("membership timeout: {:?}", coord.membership_timeout());
     println!("expiry margin:      {:?}", coord.expiry_margin());
     println!("characteristics:    {}", characteristics.join(", "));
-    println!("locks:              yes (fencing tokens, loss signals)");
+    let fencing = if supported.durable_fencing {
+        "fencing tokens strictly increasing"
+    } else {
+        "fencing tokens best effort: they may start over after an eviction or a server restart"
+    };
+    println!("locks:              yes ({fencing}; loss signals)");
+    println!(
+        "waiters queue:      {}",
+        yes_no(supported.queued_lock_waits)
+    );
     println!("shared locks:       {}", yes_no(supported.shared_locks));
     println!("groups:             {}", yes_no(supported.groups));
     println!("leader election:    {}", yes_no(supported.elections));

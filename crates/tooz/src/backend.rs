@@ -222,6 +222,10 @@ pub struct Started {
     /// wait queue), so that a releaser asking again at once queues behind those already
     /// waiting. `false` where waiters poll and race (memcached, like Python tooz's drivers).
     pub lock_waits_queue: bool,
+    /// Whether fencing tokens rest on data the backend keeps (a persisted counter, the
+    /// server's clock, a consensus log). `false` where the counter can be evicted or lost in
+    /// a restart and only a best effort carries the order on (memcached).
+    pub durable_fencing: bool,
 }
 
 impl Started {
@@ -235,6 +239,7 @@ impl Started {
             shared_locks: false,
             lock_waits_block: false,
             lock_waits_queue: false,
+            durable_fencing: true,
         }
     }
 
@@ -247,6 +252,12 @@ impl Started {
     /// Shared locks are offered.
     pub fn with_shared_locks(mut self, offered: bool) -> Self {
         self.shared_locks = offered;
+        self
+    }
+
+    /// Fencing tokens are a best effort (see [`Started::durable_fencing`]).
+    pub fn with_best_effort_fencing(mut self) -> Self {
+        self.durable_fencing = false;
         self
     }
 

@@ -29,6 +29,15 @@ async fn releases_racing_renewals_always_free_the_lock() {
         .connect()
         .await
         .unwrap();
+    // What the coordinator tells its user about this backend's tokens and waiters.
+    assert!(
+        !holder.supported().durable_fencing,
+        "memcached's tokens are best effort"
+    );
+    assert!(
+        !holder.supported().queued_lock_waits,
+        "memcached's waiters poll"
+    );
     let name = format!("race-{}", std::process::id());
     for round in 0..300 {
         let guard = holder.lock(name.as_str()).acquire().await.unwrap();

@@ -176,6 +176,9 @@ pub struct Supported {
     /// Lock waiters are served in arrival order, and a releaser that asks again at once
     /// queues behind them (memory, file, redis); elsewhere waiters poll and race.
     pub queued_lock_waits: bool,
+    /// Fencing tokens rest on data the backend keeps; `false` on memcached, whose counters
+    /// can be evicted or lost in a restart (see its driver's docs): a best effort there.
+    pub durable_fencing: bool,
 }
 
 impl Coordinator {
@@ -324,6 +327,7 @@ impl Coordinator {
             lease_bound_locks: self.inner.started.grant_timeout.is_some(),
             blocking_lock_waits: self.inner.started.lock_waits_block,
             queued_lock_waits: self.inner.started.lock_waits_queue,
+            durable_fencing: self.inner.started.durable_fencing,
         }
     }
 

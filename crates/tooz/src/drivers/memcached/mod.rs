@@ -250,7 +250,8 @@ impl Backend for MemcachedBackend {
             self.options.membership_timeout - CLOCK_TICK,
             characteristics,
         )
-        .with_grant_timeout(Some(grants - CLOCK_TICK)))
+        .with_grant_timeout(Some(grants - CLOCK_TICK))
+        .with_best_effort_fencing())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
