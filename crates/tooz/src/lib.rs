@@ -130,7 +130,8 @@
 //! | `tooz_losses_total` | counter | `kind`: `lock`, `leadership`, `membership` | grants lost rather than handed back |
 //! | `tooz_group_members` | gauge | `group` | members of a watched group, at the last look |
 //!
-//! Lock names are not labels (a program may use millions).
+//! Lock names are not labels (a program may use millions). A coordinator registers its
+//! metrics when it connects: install the recorder before connecting.
 //!
 //! [tooz]: https://opendev.org/openstack/tooz
 

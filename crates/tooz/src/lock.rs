@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ids::LockName;
 use crate::run_to_end::{RunToEnd, boxed};
 use crate::session::{Kind, Signal};
-use crate::{clock, telemetry, wait};
+use crate::{clock, wait};
 
 /// On a backend whose waits block (a kernel wait), a single attempt that took longer than this
 /// counts as contended.
@@ -89,7 +89,7 @@ impl Lock {
 
     async fn take(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
         self.name.validate()?;
-        let started = Instant::now();
+        let started = self.coord.inner.meters.timed().then(Instant::now);
         let mut attempts = 0_u32;
         let inner = &self.coord.inner;
         if self.mode == LockMode::Shared && !inner.started.shared_locks {
@@ -148,14 +148,16 @@ impl Lock {
         };
         // Granted: the backend took us off its queue in the same step.
         queue.queued.store(false, Ordering::Relaxed);
-        let waited = started.elapsed();
-        let contended = attempts > 1 || (blocks && waited > BLOCKED_AFTER);
-        telemetry::lock_acquired(inner.backend.name(), waited, contended);
-        let span = tracing::Span::current();
-        span.record("token", token.get());
-        span.record("waited_us", waited.as_micros() as u64);
-        span.record("attempts", attempts);
-        tracing::debug!(contended, "lock acquired");
+        if let Some(started) = started {
+            let waited = started.elapsed();
+            let contended = attempts > 1 || (blocks && waited > BLOCKED_AFTER);
+            inner.meters.lock_acquired(waited, contended);
+            let span = tracing::Span::current();
+            span.record("token", token.get());
+            span.record("waited_us", waited.as_micros() as u64);
+            span.record("attempts", attempts);
+            tracing::debug!(contended, "lock acquired");
+        }
         let kind = Kind::Lock(self.name.clone());
         let Some(signal) = inner.session.register(owner, kind, sent) else {
             // The coordinator stopped while we were being granted the lock; handed back in a
@@ -240,7 +242,8 @@ pub(crate) struct Grant {
     finished: bool,
     /// Open from the grant to its hand-back: a subscriber sees how long it was held.
     hold: tracing::Span,
-    granted: Instant,
+    /// When it was granted, if anything records timings.
+    granted: Option<Instant>,
     /// A lock (whose hold time is a metric), not a leadership.
     is_lock: bool,
 }
@@ -255,6 +258,7 @@ impl Grant {
         is_lock: bool,
     ) -> Self {
         Self {
+            granted: coord.inner.meters.timed().then(Instant::now),
             coord,
             owner,
             token,
@@ -262,16 +266,18 @@ impl Grant {
             runtime: tokio::runtime::Handle::try_current().ok(),
             finished: false,
             hold,
-            granted: Instant::now(),
             is_lock,
         }
     }
 
     /// The grant is being handed back (released, resigned, dropped): the hold ends.
     fn ended(&self, how: &'static str) {
-        let held = self.granted.elapsed();
+        let Some(granted) = self.granted else {
+            return;
+        };
+        let held = granted.elapsed();
         if self.is_lock {
-            telemetry::lock_held(self.coord.backend_name(), held);
+            self.coord.inner.meters.lock_held(held);
         }
         let lost = !self.is_held();
         tracing::debug!(parent: &self.hold, held_us = held.as_micros() as u64, lost, "{how}");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::runtime::{Runtime, refuse_inside_runtime};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::{FencingToken, LockName};
 
 /// A named lock of a blocking [`Coordinator`](super::Coordinator); cheap, and takes nothing
@@ -28,7 +28,7 @@ impl Lock {
     }
 
     /// The same lock taken shared: any number of shared holders, no exclusive one. Backends
-    /// without shared locks return [`Error::Unsupported`] on acquire.
+    /// without shared locks return [`Error::Unsupported`](crate::Error::Unsupported) on acquire.
     pub fn shared(self) -> Self {
         let Self {
             lock,
@@ -60,7 +60,7 @@ impl Lock {
         Ok(guard.map(|g| self.guard(g)))
     }
 
-    /// Waits at most `wait`; [`Error::OperationTimedOut`] if the lock is still held elsewhere.
+    /// Waits at most `wait`; [`Error::OperationTimedOut`](crate::Error::OperationTimedOut) if the lock is still held elsewhere.
     pub fn acquire_timeout(&self, wait: Duration) -> Result<LockGuard> {
         let acquire = self.lock.acquire_timeout(wait);
         let guard = self.runtime.call("acquire_timeout", acquire)?;
@@ -69,7 +69,6 @@ impl Lock {
 
     fn guard(&self, guard: crate::LockGuard) -> LockGuard {
         LockGuard {
-            name: guard.name().clone(),
             token: guard.token(),
             guard: Some(guard),
             hand_back: self.hand_back,
@@ -81,7 +80,6 @@ impl Lock {
 /// A held lock. Dropping it releases the lock before `drop` returns (inside an async runtime,
 /// in the background); call [`LockGuard::release`] to know that it was released.
 pub struct LockGuard {
-    name: LockName,
     token: FencingToken,
     /// `None` once released or dropped. Handed back in `Drop`, before `runtime` goes.
     guard: Option<crate::LockGuard>,
@@ -92,7 +90,11 @@ pub struct LockGuard {
 impl LockGuard {
     /// The lock's name.
     pub fn name(&self) -> &LockName {
-        &self.name
+        // The async guard is only taken by `release` and `drop`, which consume `self`.
+        self.guard
+            .as_ref()
+            .map(crate::LockGuard::name)
+            .expect("a guard that is still ours")
     }
 
     /// This grant's fencing token: strictly increasing across the lock's holders, so that a
@@ -125,17 +127,13 @@ impl LockGuard {
             .unwrap_or_else(|| !guard.is_held())
     }
 
-    /// Releases the lock. [`Error::LockNotHeld`] if it had been lost meanwhile (the backend is
+    /// Releases the lock. [`Error::LockNotHeld`](crate::Error::LockNotHeld) if it had been lost meanwhile (the backend is
     /// still asked to release it, in case it was only our lease that ran out). Inside an async
-    /// runtime: [`Error::BlockingInsideRuntime`], and the lock is released in the background
+    /// runtime: [`Error::BlockingInsideRuntime`](crate::Error::BlockingInsideRuntime), and the lock is released in the background
     /// as if the guard had been dropped.
     pub fn release(mut self) -> Result<()> {
         refuse_inside_runtime("release")?;
-        let Some(guard) = self.guard.take() else {
-            return Err(Error::LockNotHeld {
-                lock: self.name.clone(),
-            });
-        };
+        let guard = self.guard.take().expect("a guard that is still ours");
         self.runtime.call("release", guard.release())
     }
 }
@@ -153,7 +151,7 @@ impl Drop for LockGuard {
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("name", &self.name)
+            .field("name", &self.guard.as_ref().map(crate::LockGuard::name))
             .field("token", &self.token)
             .field("held", &self.is_held())
             .finish()

@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backend::{Backend, BeatReport, Elections, Groups, OwnerToken, Started};
+use crate::clock;
 use crate::error::{Error, Result};
 use crate::heartbeat;
 use crate::ids::{GroupId, LockName, MemberId};
 use crate::session::Session;
-use crate::{clock, telemetry};
+use crate::telemetry::Meters;
 
 pub(crate) struct Inner {
     pub(crate) backend: Box<dyn Backend>,
@@ -29,6 +30,8 @@ pub(crate) struct Inner {
     /// Serializes joins and leaves of this coordinator (and the hand-back of a join whose
     /// caller went away), so that leaving a stale membership never removes a newer one.
     pub(super) membership_ops: Arc<tokio::sync::Mutex<()>>,
+    /// Metric handles (empty without the `metrics` feature).
+    pub(crate) meters: Meters,
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +207,7 @@ impl Inner {
                 carried.saturating_sub(lost)
             }
         });
-        telemetry::heartbeat(self.backend.name(), round_trip, renewed);
+        self.meters.heartbeat(round_trip, renewed);
         match &result {
             Ok(report) => {
                 if report.session_restarted {

@@ -23,6 +23,7 @@ use crate::options::redact_str;
 use crate::run_to_end::{RunToEnd, boxed};
 use crate::scheme;
 use crate::session::{Kind, Session, local_lease};
+use crate::telemetry::Meters;
 use crate::watch::GroupWatch;
 use crate::{clock, heartbeat, wait};
 
@@ -281,6 +282,7 @@ impl Coordinator {
             HeartbeatMode::Every(interval) => Some(interval),
             HeartbeatMode::Manual => None,
         };
+        let backend_name = backend.name();
         let inner = Arc::new(Inner {
             backend,
             started,
@@ -290,6 +292,7 @@ impl Coordinator {
             stopped: AtomicBool::new(false),
             stop_heartbeat: CancellationToken::new(),
             membership_ops: Arc::default(),
+            meters: Meters::new(backend_name),
         });
         let beats: Arc<dyn heartbeat::Beats> = Arc::clone(&inner) as _;
         tokio::spawn(heartbeat::run(
