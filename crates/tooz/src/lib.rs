@@ -55,7 +55,7 @@
 //! | `memcached://HOST[:PORT]` | memcached 1.6+, tooz's key layout, shared with Python tooz; locks owned by CAS, fencing tokens best effort (`drivers::memcached`) | `memcached` | item TTLs renewed by heartbeats | available |
 //! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 | `etcd` | leases | planned |
 //! | `zookeeper://`, `kazoo://` | ZooKeeper | `zookeeper` | session, ephemeral nodes | planned |
-//! | `postgresql://` | PostgreSQL | `postgres` | session advisory locks | planned |
+//! | `postgresql://`, `postgres://` | PostgreSQL 14+: session advisory locks on keys the server assigns per name (no collisions), durable fencing counters, groups and elections in tables (`drivers::postgres`) | `postgres` | the session (bounded by `idle_session_timeout`), rows timed by the server's clock | available |
 //! | `mysql://` | MySQL / MariaDB | `mysql` | `GET_LOCK` | planned |
 //!
 //! This table is [`REGISTRATIONS`] (a test holds the two together). A planned scheme is refused
@@ -73,6 +73,7 @@
 //! | `redis` | no | `redis://` (`drivers::redis`, with the `redis` crate) |
 //! | `redis-tls` | no | `rediss://` and `ssl=true` (rustls) |
 //! | `memcached` | no | `memcached://` (`drivers::memcached`, a meta-protocol client of its own) |
+//! | `postgres` | no | `postgresql://` (`drivers::postgres`, with `tokio-postgres`) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!

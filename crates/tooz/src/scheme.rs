@@ -85,6 +85,17 @@ const MEMCACHED: Option<Opener> = Some(|url, member| {
 #[cfg(not(feature = "memcached"))]
 const MEMCACHED: Option<Opener> = None;
 
+#[cfg(feature = "postgres")]
+const POSTGRES: Option<Opener> = Some(|url, member| {
+    use crate::drivers::postgres::{PostgresBackend, PostgresOptions};
+    Ok(Box::new(PostgresBackend::new(
+        PostgresOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "postgres"))]
+const POSTGRES: Option<Opener> = None;
+
 const fn planned(backend: &'static str, schemes: &'static [&'static str]) -> Registration {
     Registration {
         backend,
@@ -128,7 +139,13 @@ pub const REGISTRATIONS: &[Registration] = &[
     },
     planned("etcd", &["etcd3+http", "etcd3+https", "etcd"]),
     planned("zookeeper", &["zookeeper", "kazoo"]),
-    planned("postgres", &["postgresql", "postgres"]),
+    Registration {
+        backend: "postgres",
+        schemes: &["postgresql", "postgres"],
+        feature: Some("postgres"),
+        status: BackendStatus::Available,
+        open: POSTGRES,
+    },
     planned("mysql", &["mysql"]),
     planned("consul", &["consul"]),
     planned("ipc", &["ipc"]),
