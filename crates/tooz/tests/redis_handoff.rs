@@ -108,3 +108,38 @@ async fn a_waiter_giving_up_as_the_lock_is_handed_to_it_passes_it_on() {
         coord.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_lock_lives_by_the_waiters_ttl_not_the_releasers() {
+    let Some((_client, url, _ns)) = server("ttl") else {
+        return;
+    };
+    // The releaser's locks live 2 s; the waiter's 30 s, renewed every 10 s. A hand-off with
+    // the releaser's TTL would let the key expire under a waiter that still holds it.
+    let holder = Coordinator::connect(&format!("{url}&lock_timeout=2"), "short")
+        .await
+        .unwrap();
+    let waiter = Coordinator::connect(&format!("{url}&lock_timeout=30"), "long")
+        .await
+        .unwrap();
+    let rival = Coordinator::connect(&format!("{url}&lock_timeout=30"), "rival")
+        .await
+        .unwrap();
+    let held = holder.lock("ttl").acquire().await.unwrap();
+    let lock = waiter.lock("ttl");
+    let waiting = tokio::spawn(async move { lock.acquire_timeout(Duration::from_secs(10)).await });
+    sleep(Duration::from_millis(50)).await;
+    held.release().await.unwrap();
+    let granted = waiting.await.unwrap().expect("handed to the waiter");
+    sleep(Duration::from_secs(3)).await;
+    assert!(granted.is_held(), "the waiter's own lease runs 27 s");
+    let stolen = rival.lock("ttl").try_acquire().await.unwrap();
+    assert!(
+        stolen.is_none(),
+        "a rival took the lock while the waiter held it (the key expired by the releaser's TTL)"
+    );
+    granted.release().await.unwrap();
+    for coord in [holder, waiter, rival] {
+        coord.stop().await.unwrap();
+    }
+}

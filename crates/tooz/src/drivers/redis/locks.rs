@@ -34,10 +34,10 @@ impl RedisBackend {
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        if token > 0 {
-            // Its message may have come while this attempt was out.
-            self.waiters.forget_grant(request.owner);
-        }
+        // A grant pushed before this reply was made before this attempt ran: it is the
+        // token just returned, or it had already expired (a refusal says the lock is not
+        // ours). Either way it must not be taken later.
+        self.waiters.forget_grant(request.owner);
         Ok((token > 0).then(|| FencingToken::new(token)))
     }
 
@@ -54,7 +54,7 @@ impl RedisBackend {
     }
 
     /// Runs a script that may hand the lock to its next waiter (KEYS: lock, fence, queue,
-    /// waiting; ARGV: owner token, grant channel prefix, lock TTL).
+    /// waiting; ARGV: owner token, grant channel prefix).
     async fn on_queue(
         &self,
         script: &redis::Script,
@@ -69,7 +69,6 @@ impl RedisBackend {
             .key(self.keys.waiting(name))
             .arg(owner.to_hex())
             .arg(self.keys.grants_prefix())
-            .arg(Self::ms(self.options.lock_timeout))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)

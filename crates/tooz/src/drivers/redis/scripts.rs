@@ -24,8 +24,10 @@ end
 ";
 
 /// A lock's queue of waiters: a sorted set of owner tokens by arrival (server microseconds),
-/// beside a hash of, per waiter, until when (server milliseconds) it counts as alive and the
-/// id of the coordinator it waits in (`<ms> <id>`). A waiter renews its entry on every
+/// beside a hash of, per waiter, until when (server milliseconds) it counts as alive, the id
+/// of the coordinator it waits in, and the lock TTL that coordinator renews within
+/// (`<ms> <id> <ttl ms>`: a lock handed to it lives by its own TTL, which its heartbeats
+/// keep up with, not by the releaser's). A waiter renews its entry on every
 /// attempt; one that stopped (crashed, paused, gave up without saying) drops out once its
 /// entry lapses, so that nobody waits behind it for long.
 ///
@@ -43,14 +45,14 @@ local function first_waiter(queue, alive, now)
     local head = redis.call('ZRANGE', queue, 0, 0)[1]
     if not head then return nil end
     local entry = redis.call('HGET', alive, head) or ''
-    local until_ms, id = string.match(entry, '^(%d+) (%x+)$')
-    if until_ms and tonumber(until_ms) > now then return head, id end
+    local until_ms, id, ttl = string.match(entry, '^(%d+) (%x+) (%d+)$')
+    if until_ms and tonumber(until_ms) > now then return head, id, ttl end
     redis.call('ZREM', queue, head)
     redis.call('HDEL', alive, head)
   end
 end
-local function hand_off(lock, fence, queue, alive, prefix, ttl, now)
-  local head, id = first_waiter(queue, alive, now)
+local function hand_off(lock, fence, queue, alive, prefix, now)
+  local head, id, ttl = first_waiter(queue, alive, now)
   if not head then
     redis.call('DEL', lock)
     return
@@ -89,12 +91,12 @@ if not holder then
     return next_fence(KEYS[2])
   end
   -- Freed without a hand-off (expired, or released by Python tooz): the first waiter's.
-  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[2], now)
+  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5], now)
 end
 if ARGV[3] == '1' then
   local life = tonumber(ARGV[4])
   redis.call('ZADD', KEYS[3], 'NX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
-  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d %s', now + life, ARGV[6]))
+  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d %s %s', now + life, ARGV[6], ARGV[2]))
   redis.call('PEXPIRE', KEYS[3], 2 * life)
   redis.call('PEXPIRE', KEYS[4], 2 * life)
 end
@@ -103,14 +105,14 @@ return 0"
 });
 
 /// Release a lock if it is still ours (what redis-py's lock does), handing it to the first
-/// live waiter. KEYS: lock, fence, queue, waiting. ARGV: token, grant channel prefix, ttl
-/// ms. Returns 1 or 0.
+/// live waiter. KEYS: lock, fence, queue, waiting. ARGV: token, grant channel prefix.
+/// Returns 1 or 0.
 pub(crate) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{NEXT_FENCE}{QUEUE}{}",
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], now_ms())
+  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], now_ms())
   return 1
 end
 return 0"
@@ -119,7 +121,7 @@ return 0"
 
 /// A waiter gives up: off the queue; if the lock was handed to it meanwhile (the grant crossed
 /// its giving up), or if the lock is free, it goes on to the next waiter. KEYS: lock, fence,
-/// queue, waiting. ARGV: token, grant channel prefix, ttl ms. Returns 1.
+/// queue, waiting. ARGV: token, grant channel prefix. Returns 1.
 pub(crate) static LEAVE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{NEXT_FENCE}{QUEUE}{}",
@@ -128,7 +130,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] or not holder then
-  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], now_ms())
+  hand_off(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], now_ms())
 end
 return 1"
     ))
