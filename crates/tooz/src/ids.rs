@@ -144,21 +144,36 @@ pub(crate) fn validate_name(kind: &'static str, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// A name as shown in messages: lossy UTF-8, cut to a readable length.
+/// A name as shown in messages and logs: lossy UTF-8 with control characters escaped (a name
+/// holding a line break must not forge a log line), cut to a readable length.
 pub(crate) fn display_name(bytes: &[u8]) -> String {
     const SHOWN: usize = 80;
     let text = String::from_utf8_lossy(bytes);
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars().take(SHOWN) {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
     if text.chars().count() <= SHOWN {
-        text.into_owned()
+        shown
     } else {
-        let cut: String = text.chars().take(SHOWN).collect();
-        format!("{cut}… ({} bytes)", bytes.len())
+        format!("{shown}… ({} bytes)", bytes.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_names_cannot_forge_a_log_line() {
+        let shown = LockName::from("a\r\nWARN forged").to_string();
+        assert_eq!(shown, "a\\r\\nWARN forged");
+        assert!(!shown.contains('\n'));
+    }
 
     #[test]
     fn text_and_bytes_give_the_same_id() {

@@ -25,16 +25,42 @@ impl RedactedUrl {
     }
 }
 
+/// Whether a query option carries a secret (`password`, `ssl_key_password`,
+/// `sentinel_password`, a token, ...): its value is never shown.
+fn is_secret(option: &str) -> bool {
+    let option = option.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token"]
+        .iter()
+        .any(|word| option.contains(word))
+}
+
 impl fmt::Display for RedactedUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.password().is_some() {
-            let mut shown = self.0.clone();
+        let secret_query = self.0.query_pairs().any(|(k, _)| is_secret(&k));
+        if self.0.password().is_none() && !secret_query {
+            return f.write_str(self.0.as_str());
+        }
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
             // Only fails for URLs that cannot have a password, which this one has.
             let _ = shown.set_password(Some("***"));
-            f.write_str(shown.as_str())
-        } else {
-            f.write_str(self.0.as_str())
         }
+        if secret_query {
+            let pairs: Vec<(String, String)> = self
+                .0
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if is_secret(&k) {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            shown.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        f.write_str(shown.as_str())
     }
 }
 
@@ -180,6 +206,20 @@ fn parse_duration(raw: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_the_query_are_redacted_too() {
+        for raw in [
+            "memcached://h?ssl_key_password=s3cret&timeout=2",
+            "redis://:s3cret@h/0?sentinel_password=s3cret&sentinel=m",
+            "postgresql://u:s3cret@h/db?password=s3cret",
+        ] {
+            let shown = redact_str(raw);
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+        assert_eq!(redact_str("redis://h?timeout=2"), "redis://h?timeout=2");
+    }
 
     const VALID: &[&str] = &["timeout", "flag"];
 
