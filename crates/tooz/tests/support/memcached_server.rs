@@ -28,7 +28,7 @@ impl Server {
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !answers(port) {
             if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
                 panic!("memcached on port {port} exited at once: {status}");
             }
@@ -56,6 +56,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether a server on `port` answers `version` (listening is not yet serving).
+fn answers(port: u16) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"version\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("VERSION")
 }
 
 pub(crate) fn free_port() -> u16 {

@@ -162,6 +162,9 @@ pub(crate) enum Status {
     NotStored,
     /// `EX`: the CAS did not match.
     Exists,
+    /// `CLIENT_ERROR` or `SERVER_ERROR`: this command was refused (its text in the reply's
+    /// value); the batch's other replies still follow.
+    Failed,
 }
 
 impl Reply {
@@ -196,6 +199,10 @@ pub(crate) struct Client {
     addr: String,
     timeout: Duration,
     slots: Vec<Mutex<Option<Connection>>>,
+    /// The server run last seen, and how many runs we have seen: a restarted memcached hands
+    /// out CAS values from 1 again, so a CAS kept from an earlier run could match a stranger's
+    /// item. Every new connection asks which run it reached.
+    run: std::sync::Mutex<(Option<ServerRun>, u64)>,
 }
 
 impl fmt::Debug for Client {
@@ -209,6 +216,15 @@ impl fmt::Debug for Client {
 
 struct Connection {
     stream: BufReader<TcpStream>,
+    /// Which run of the server it reached (see [`Client::epoch`]).
+    epoch: u64,
+}
+
+/// A run of the server: its process id and when it started (by its own clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ServerRun {
+    pid: u64,
+    started: i64,
 }
 
 impl Client {
@@ -219,6 +235,7 @@ impl Client {
             addr,
             timeout,
             slots,
+            run: std::sync::Mutex::new((None, 0)),
         }
     }
 
@@ -235,6 +252,16 @@ impl Client {
 
     /// Sends `commands` in one write and reads their replies, in order.
     pub(crate) async fn run(&self, commands: &[Command]) -> Result<Vec<Reply>> {
+        let (replies, _) = self.run_with(|_| commands.iter().collect()).await?;
+        Ok(replies)
+    }
+
+    /// As [`Client::run`], with the commands made once the connection is chosen, from the
+    /// server run it reached (a CAS from another run must not be sent); returns that run too.
+    pub(crate) async fn run_with<'c>(
+        &self,
+        build: impl FnOnce(u64) -> Vec<&'c Command>,
+    ) -> Result<(Vec<Reply>, u64)> {
         let mut slot = self.slot().await;
         // Taken out for the exchange: if it is cut short (a timeout, a cancelled caller), the
         // connection is dropped with it rather than left with replies nobody read.
@@ -242,21 +269,23 @@ impl Client {
             Some(connection) => connection,
             None => self.connect().await?,
         };
+        let epoch = connection.epoch;
+        let commands = build(epoch);
         let exchange = async {
             let mut batch = Vec::with_capacity(commands.iter().map(|c| c.bytes.len()).sum());
-            for command in commands {
+            for command in &commands {
                 batch.extend_from_slice(&command.bytes);
             }
             connection.stream.get_mut().write_all(&batch).await?;
             let mut replies = Vec::with_capacity(commands.len());
-            for _ in commands {
+            for _ in &commands {
                 replies.push(read_reply(&mut connection.stream).await?);
             }
             Ok::<_, ReadError>(replies)
         };
         let replies = self.bounded(exchange).await?;
         *slot = Some(connection);
-        Ok(replies)
+        Ok((replies, epoch))
     }
 
     /// `stats`: the server's general statistics, by name.
@@ -266,26 +295,7 @@ impl Client {
             Some(connection) => connection,
             None => self.connect().await?,
         };
-        let exchange = async {
-            connection.stream.get_mut().write_all(b"stats\r\n").await?;
-            let mut stats = Vec::new();
-            loop {
-                let line = read_line(&mut connection.stream).await?;
-                if line == b"END" {
-                    break;
-                }
-                let text = String::from_utf8_lossy(&line);
-                let mut parts = text.splitn(3, ' ');
-                match (parts.next(), parts.next(), parts.next()) {
-                    (Some("STAT"), Some(name), Some(value)) => {
-                        stats.push((name.to_owned(), value.to_owned()));
-                    }
-                    _ => return Err(ReadError::Protocol(format!("unexpected `{text}`"))),
-                }
-            }
-            Ok(stats)
-        };
-        let stats = self.bounded(exchange).await?;
+        let stats = self.bounded(read_stats(&mut connection.stream)).await?;
         *slot = Some(connection);
         Ok(stats)
     }
@@ -294,11 +304,48 @@ impl Client {
         let connect = async {
             let stream = TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
-            Ok::<_, ReadError>(Connection {
-                stream: BufReader::new(stream),
-            })
+            let mut stream = BufReader::new(stream);
+            let stats = read_stats(&mut stream).await?;
+            let number = |name: &str| {
+                stats
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .and_then(|(_, v)| v.parse::<i64>().ok())
+            };
+            let run = match (number("pid"), number("time"), number("uptime")) {
+                (Some(pid), Some(time), Some(uptime)) => ServerRun {
+                    pid: pid.unsigned_abs(),
+                    started: time - uptime,
+                },
+                _ => {
+                    return Err(ReadError::Protocol(
+                        "`stats` without pid, time, uptime".into(),
+                    ));
+                }
+            };
+            Ok::<_, ReadError>((stream, run))
         };
-        self.bounded(connect).await
+        let (stream, run) = self.bounded(connect).await?;
+        let mut seen = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        // The start time is counted in whole seconds from two readings: a second either way
+        // is the same run.
+        let same = seen
+            .0
+            .is_some_and(|s| s.pid == run.pid && (s.started - run.started).abs() <= 1);
+        if !same {
+            if seen.0.is_some() {
+                tracing::warn!(
+                    backend = NAME,
+                    server = %self.addr,
+                    "memcached restarted: everything it held is gone"
+                );
+            }
+            *seen = (Some(run), seen.1 + 1);
+        }
+        Ok(Connection {
+            stream,
+            epoch: seen.1,
+        })
     }
 
     async fn bounded<T>(
@@ -371,6 +418,33 @@ impl ReadError {
     }
 }
 
+/// Sends `stats` and reads the statistics, by name.
+async fn read_stats(
+    stream: &mut BufReader<TcpStream>,
+) -> std::result::Result<Vec<(String, String)>, ReadError> {
+    stream.get_mut().write_all(b"stats\r\n").await?;
+    let mut stats = Vec::new();
+    loop {
+        let line = read_line(stream).await?;
+        if line == b"END" {
+            return Ok(stats);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let mut parts = text.splitn(3, ' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("STAT"), Some(name), Some(value)) => {
+                stats.push((name.to_owned(), value.to_owned()));
+            }
+            _ => {
+                return Err(ReadError::Protocol(format!(
+                    "unexpected `{}`",
+                    shorten(&text)
+                )));
+            }
+        }
+    }
+}
+
 /// One line, without its `\r\n`.
 async fn read_line(stream: &mut BufReader<TcpStream>) -> std::result::Result<Vec<u8>, ReadError> {
     let mut line = Vec::new();
@@ -400,7 +474,17 @@ async fn read_reply(stream: &mut BufReader<TcpStream>) -> std::result::Result<Re
         "NF" => Status::NotFound,
         "NS" => Status::NotStored,
         "EX" => Status::Exists,
-        "ERROR" | "CLIENT_ERROR" | "SERVER_ERROR" => return Err(ReadError::Server(text)),
+        // One command refused, in step with the rest (a non-numeric counter, an item too
+        // large): its reply, not the exchange's end.
+        "CLIENT_ERROR" | "SERVER_ERROR" => {
+            return Ok(Reply {
+                status: Status::Failed,
+                flags: Vec::new(),
+                value: Some(line),
+            });
+        }
+        // A command the server did not understand: what follows may be out of step.
+        "ERROR" => return Err(ReadError::Server(text)),
         _ => {
             return Err(ReadError::Protocol(format!(
                 "unexpected `{}`",

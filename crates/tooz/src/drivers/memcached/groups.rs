@@ -104,6 +104,36 @@ impl MemcachedBackend {
         }
     }
 
+    /// The CAS of the group's key if it holds tooz's deletion mark (nil): a deletion that
+    /// got as far as marking the group and no further (cut off, or its caller gone).
+    async fn deletion_mark(&self, group: &GroupId) -> Result<Option<u64>> {
+        let replies = self
+            .client
+            .run(&[Command::get(&keys::group(group))])
+            .await?;
+        let reply = &replies[0];
+        if reply.status != Status::Value || reply.client_flags() != Some(MSGPACK) {
+            return Ok(None);
+        }
+        let nil = reply.value.as_deref() == Some(&encode(&Value::Nil)[..]);
+        Ok(if nil { reply.cas() } else { None })
+    }
+
+    /// Finishes a deletion that stopped at its mark: the key, then the list entry.
+    async fn finish_deletion(&self, group: &GroupId, mark: u64) -> Result<()> {
+        let key = keys::group(group);
+        self.client
+            .run(&[Command::delete(&key, Some(mark))])
+            .await?;
+        let id = group.as_bytes();
+        self.update_group_list(|list| {
+            let before = list.len();
+            list.retain(|g| id_bytes(g) != Some(id));
+            list.len() != before
+        })
+        .await
+    }
+
     /// Writes `map` back if nobody changed it since it was read; false if somebody did.
     async fn write_group(&self, group: &GroupId, map: &GroupMap) -> Result<bool> {
         let value = encode(&Value::Map(map.entries.clone()));
@@ -245,9 +275,20 @@ impl Groups for MemcachedBackend {
         match replies[0].status {
             Status::Done => {}
             Status::NotStored => {
-                return Err(Error::GroupAlreadyExist {
-                    group: group.clone(),
-                });
+                // A group left half-deleted is no group: it is created over its mark.
+                let revived = match self.deletion_mark(group).await? {
+                    Some(mark) => {
+                        let key = keys::group(group);
+                        let revive = Command::set_if(&key, &empty, MSGPACK, 0, mark);
+                        self.client.run(&[revive]).await?[0].status == Status::Done
+                    }
+                    None => false,
+                };
+                if !revived {
+                    return Err(Error::GroupAlreadyExist {
+                        group: group.clone(),
+                    });
+                }
             }
             other => return Err(unexpected("creating a group", other)),
         }
@@ -267,6 +308,9 @@ impl Groups for MemcachedBackend {
         let key = keys::group(group);
         loop {
             let Some(map) = self.read_group(group).await? else {
+                if let Some(mark) = self.deletion_mark(group).await? {
+                    self.finish_deletion(group, mark).await?;
+                }
                 return Err(Error::GroupNotCreated {
                     group: group.clone(),
                 });

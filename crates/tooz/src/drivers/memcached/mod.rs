@@ -90,6 +90,8 @@ struct Grant {
     key: Key,
     ttl: u32,
     cas: u64,
+    /// The server run that issued `cas`.
+    epoch: u64,
 }
 
 impl fmt::Debug for MemcachedBackend {
@@ -139,7 +141,15 @@ impl MemcachedBackend {
             Command::set(&key, self.member.as_bytes(), RAW, ttl, Mode::Add),
             Command::increment(fence, fence_floor()),
         ];
-        let replies = self.client.run(&commands).await?;
+        let (replies, epoch) = match self.client.run_with(|_| commands.iter().collect()).await {
+            Ok(done) => done,
+            Err(e) => {
+                // The add may have been applied and its reply lost: a lock held in our name
+                // that no handle knows of is given back now rather than left for its TTL.
+                self.give_back_in_doubt(&key).await;
+                return Err(e);
+            }
+        };
         let (taken, counted) = (&replies[0], &replies[1]);
         match taken.status {
             Status::NotStored => return Ok(None),
@@ -154,7 +164,15 @@ impl MemcachedBackend {
             self.client.run(&[Command::delete(&key, Some(cas))]).await?;
             return Err(protocol("the fencing counter returned no number"));
         };
-        self.held().insert(owner, Grant { key, ttl, cas });
+        self.held().insert(
+            owner,
+            Grant {
+                key,
+                ttl,
+                cas,
+                epoch,
+            },
+        );
         Ok(Some(FencingToken::new(token)))
     }
 
@@ -164,14 +182,45 @@ impl MemcachedBackend {
         let Some(grant) = self.held().remove(&owner) else {
             return Ok(false);
         };
-        let replies = self
+        let delete = Command::delete(&grant.key, Some(grant.cas));
+        let (replies, epoch) = self
             .client
-            .run(&[Command::delete(&grant.key, Some(grant.cas))])
+            .run_with(|epoch| {
+                if epoch == grant.epoch {
+                    vec![&delete]
+                } else {
+                    Vec::new()
+                }
+            })
             .await?;
+        if epoch != grant.epoch {
+            // The server restarted since: the lock went with it.
+            return Ok(false);
+        }
         match replies[0].status {
             Status::Done => Ok(true),
             Status::NotFound | Status::Exists => Ok(false),
             other => Err(unexpected("a delete", other)),
+        }
+    }
+
+    /// After an add whose outcome is unknown: if the key holds our member id and none of our
+    /// grants owns it, it is that add's, and it is deleted by the CAS just read (best effort:
+    /// if the server cannot be reached, the lock expires after its TTL).
+    async fn give_back_in_doubt(&self, key: &Key) {
+        let _renewals = self.renewing.lock().await;
+        if self.held().values().any(|g| g.key == *key) {
+            return;
+        }
+        let Ok(replies) = self.client.run(&[Command::get(key)]).await else {
+            return;
+        };
+        let reply = &replies[0];
+        if reply.status != Status::Value || reply.value.as_deref() != Some(self.member.as_bytes()) {
+            return;
+        }
+        if let Some(cas) = reply.cas() {
+            let _ = self.client.run(&[Command::delete(key, Some(cas))]).await;
         }
     }
 
@@ -259,7 +308,7 @@ impl Backend for MemcachedBackend {
         let member = keys::member(&self.member);
         let member_ttl = Self::secs(self.options.membership_timeout);
         // Whether the session went on (the member key still there), then the renewals.
-        let mut commands = vec![
+        let beat = [
             Command::exists(&member),
             Command::set(&member, ALIVE, RAW, member_ttl, Mode::Set),
         ];
@@ -273,16 +322,26 @@ impl Backend for MemcachedBackend {
             let table = self.held();
             owners.iter().map(|o| table.get(o).cloned()).collect()
         };
-        for grant in grants.iter().flatten() {
-            commands.push(Command::set_if(
-                &grant.key,
-                self.member.as_bytes(),
-                RAW,
-                grant.ttl,
-                grant.cas,
-            ));
-        }
-        let replies = self.client.run(&commands).await?;
+        let renewals: Vec<Option<(u64, Command)>> = grants
+            .iter()
+            .map(|grant| {
+                grant.as_ref().map(|g| {
+                    let renew = Command::set_if(&g.key, self.member.as_bytes(), RAW, g.ttl, g.cas);
+                    (g.epoch, renew)
+                })
+            })
+            .collect();
+        // Only the CAS values of the server run this connection reached are sent: after a
+        // restart they could match a stranger's item.
+        let (replies, epoch) = self
+            .client
+            .run_with(|epoch| {
+                let renew = renewals.iter().flatten().filter(|(e, _)| *e == epoch);
+                beat.iter()
+                    .chain(renew.map(|(_, command)| command))
+                    .collect()
+            })
+            .await?;
         let mut replies = replies.into_iter();
         let session_went_on = replies.next().is_some_and(|r| r.status == Status::Done);
         let mut report = BeatReport {
@@ -293,11 +352,11 @@ impl Backend for MemcachedBackend {
         let locks = held.locks.len();
         for (i, (owner, grant)) in owners.iter().zip(&grants).enumerate() {
             let renewed = match grant {
-                Some(_) => replies.next().and_then(|r| match r.status {
+                Some(g) if g.epoch == epoch => replies.next().and_then(|r| match r.status {
                     Status::Done => r.cas(),
                     _ => None,
                 }),
-                None => None,
+                _ => None,
             };
             match renewed {
                 Some(cas) => {
