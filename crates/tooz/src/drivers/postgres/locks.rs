@@ -91,8 +91,13 @@ impl PostgresBackend {
                 self.shared.held().remove(&request.owner);
                 Ok(None)
             }
-            // Perhaps taken: the record stays, so a release (or the session's end) settles it.
-            Err(e) => Err(e),
+            Err(e) => {
+                // Perhaps taken (a statement cut by our timeout may still run): an unlock sent
+                // on the same session runs after it, and undoes it if it did. A dead session
+                // settles it by itself.
+                let _ = self.release_lock(request.name, request.owner).await;
+                Err(e)
+            }
         }
     }
 
