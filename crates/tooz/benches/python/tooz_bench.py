@@ -5,6 +5,8 @@ Usage: tooz_bench.py ring
        tooz_bench.py file URL GROUP_100 GROUP_1000
        tooz_bench.py redis URL GROUP_1000
        tooz_bench.py memcached URL GROUP_1000
+       tooz_bench.py postgresql URL
+         (locks only: tooz's PostgreSQL driver has no groups; it opens a connection per acquire)
        tooz_bench.py contention-worker MODE URL LOCK MEMBER COUNTER HOLD_MS
          (one worker process of benches/contention.rs, which starts it and drives it)
 """
@@ -129,6 +131,15 @@ def server(url, group_1000):
     coord.stop()
 
 
+def postgresql(url):
+    """Lock pairs through tooz's (deprecated) PostgreSQL driver; its deprecation warning goes
+    to stderr, never into the figures on stdout."""
+    coord = coordination.get_coordinator(url, b"py-bench")
+    coord.start(start_heart=False)
+    lock_pairs(coord)
+    coord.stop()
+
+
 def bump(path):
     """The non-atomic read-modify-write the lock must protect."""
     with open(path) as f:
@@ -184,5 +195,6 @@ if __name__ == "__main__":
         "file": file,
         "redis": server,
         "memcached": server,
+        "postgresql": postgresql,
         "contention-worker": contention_worker,
     }[sys.argv[1]](*sys.argv[2:])

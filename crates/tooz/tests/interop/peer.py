@@ -5,15 +5,25 @@ Requests: {"op": "start", "url": U, "member": M}, {"op": "join", "group": G, "ca
 {"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "leave", "group": G},
 {"op": "groups"},
 {"op": "members", "group": G}, {"op": "caps", "group": G, "member": M},
-{"op": "lock", "name": N}, {"op": "unlock", "name": N}, {"op": "heartbeat"},
+{"op": "lock", "name": N} (a non-blocking acquire: true if granted; with "blocking": true it
+waits until granted), {"op": "unlock", "name": N}, {"op": "heartbeat"},
 {"op": "campaign", "group": G} (one round of tooz's election: true if elected),
 {"op": "leader", "group": G} (get_leader: the leader's member id, or null),
 {"op": "partition", "group": G, "weight": W} (join_partitioned_group),
 {"op": "owners", "objects": [...]} (after run_watchers: each object's owner), {"op": "stop"}.
 Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
+
+Only replies go to stdout: anything else a driver or a library prints there (a deprecation
+notice, a stray print) is sent to stderr instead, so it can never break the protocol. Warnings
+(tooz's PostgreSQL driver is deprecated and says so) go to stderr as usual.
 """
 import json
 import sys
+
+# The protocol's channel, kept for replies; everything else that writes to sys.stdout writes to
+# stderr from here on.
+REPLIES = sys.stdout
+sys.stdout = sys.stderr
 
 from tooz import coordination
 
@@ -63,7 +73,7 @@ def main():
                 result = plain(caps)
             elif op == "lock":
                 lock = locks.setdefault(request["name"], coord.get_lock(request["name"].encode()))
-                result = lock.acquire(blocking=False)
+                result = lock.acquire(blocking=bool(request.get("blocking", False)))
             elif op == "unlock":
                 result = locks[request["name"]].release()
             elif op == "campaign":
@@ -101,7 +111,7 @@ def main():
             reply = {"ok": result}
         except Exception as e:  # reported to the Rust side, which decides
             reply = {"error": "%s: %s" % (type(e).__name__, e)}
-        print(json.dumps(reply), flush=True)
+        print(json.dumps(reply), file=REPLIES, flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 
-use super::error::postgres_error;
+use super::error::{connect_error, postgres_error};
 use super::sql::{SCHEMA_LOCK, Sql};
 use super::{NAME, PostgresOptions, Shared};
 use crate::error::{Error, Result};
@@ -59,7 +59,13 @@ pub(super) async fn open(
     if let Some(password) = &options.password {
         config.password(password);
     }
-    let connect = config.connect(NoTls);
+    let server = format!("{}:{}", options.host, options.port);
+    let connect = async {
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|e| connect_error(e, &server))
+    };
     let (client, mut connection) = bounded(options, "connecting", connect).await?;
     let task_shared = Arc::clone(shared);
     let (lock_channel, group_channel) = (sql.lock_channel.clone(), sql.group_channel.clone());

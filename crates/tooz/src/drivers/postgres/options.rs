@@ -35,7 +35,7 @@ const LONGEST_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 ///
 /// | option | default | meaning |
 /// |---|---|---|
-/// | `timeout` | `30` | seconds: bound on connecting and on every statement, and the default of the two below |
+/// | `timeout` | `30` | seconds (1 s to 24 days, as the two below): bound on connecting and on every statement, and the default of the two below |
 /// | `membership_timeout` | `timeout` | how long a member lives without a heartbeat (by the server's clock) |
 /// | `lock_timeout` | `timeout` | how long the session, and so its locks, outlive the last heartbeat when cut off (`idle_session_timeout`), and how long a leadership lives unrenewed |
 /// | `host`, `port`, `dbname`, `user`, `password` | from the URL | override the URL's parts |
@@ -137,8 +137,8 @@ impl PostgresOptions {
         let bounded = |name: &str, default: Duration| -> Result<Duration> {
             let value = options.duration(name, default)?;
             let raw = options.get(name).unwrap_or("(from timeout)");
-            if value < Duration::from_millis(100) || value > LONGEST_TIMEOUT {
-                return Err(options.invalid(name, raw, "between 0.1 s and about 24 days"));
+            if value < Duration::from_secs(1) || value > LONGEST_TIMEOUT {
+                return Err(options.invalid(name, raw, "between 1 s and about 24 days"));
             }
             Ok(value)
         };
