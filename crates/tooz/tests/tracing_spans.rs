@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tooz::{Capabilities, Coordinator};
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -84,6 +83,7 @@ fn every_operation_has_a_span_with_its_names_and_token() {
 #[cfg(feature = "redis")]
 #[test]
 fn a_password_in_the_url_never_reaches_a_span_or_an_event() {
+    use std::time::Duration;
     let out = traced(async {
         // Nobody listens on port 1: connecting fails after the URL is parsed and the backend
         // opened (where a careless field would print it).
