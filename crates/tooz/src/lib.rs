@@ -73,7 +73,9 @@
 //! | `redis` | no | `redis://` (`drivers::redis`, with the `redis` crate) |
 //! | `redis-tls` | no | `rediss://` and `ssl=true` (rustls) |
 //! | `memcached` | no | `memcached://` (`drivers::memcached`, a meta-protocol client of its own) |
+//! | `memcached-tls` | no | `use_ssl=true` on `memcached://` (rustls; the server is always verified against `ca_cert`) |
 //! | `postgres` | no | `postgresql://` (`drivers::postgres`, with `tokio-postgres`) |
+//! | `postgres-tls` | no | `sslmode=require`, `verify-ca`, `verify-full` on `postgresql://` (rustls; the server is always verified against `sslrootcert`) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!

@@ -47,6 +47,17 @@ impl Runtime {
         let Some(runtime) = &self.runtime else {
             return Err(Error::Stopped);
         };
+        // Many calls finish at their first poll (a file lock is a few syscalls): one poll in
+        // the runtime's context spares them `block_on`'s setting up, which would cost more
+        // than the call. The rest go on in `block_on`, which polls again with a real waker.
+        let mut future = std::pin::pin!(future);
+        {
+            let _context = runtime.enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return Ok(output);
+            }
+        }
         Ok(runtime.block_on(future))
     }
 

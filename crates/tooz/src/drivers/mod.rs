@@ -14,3 +14,5 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod shared;
+#[cfg(any(feature = "memcached-tls", feature = "postgres-tls"))]
+mod tls;

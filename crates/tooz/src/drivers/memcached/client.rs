@@ -10,13 +10,26 @@
 use std::fmt;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::NAME;
 use super::keys::Key;
 use crate::error::{Error, Result};
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+type Stream = Box<dyn Io>;
+
+/// TLS settings of a client: the rustls configuration and the name the server must bear.
+#[cfg(feature = "memcached-tls")]
+#[derive(Clone)]
+pub(crate) struct Tls {
+    pub(crate) config: std::sync::Arc<rustls::ClientConfig>,
+    pub(crate) server_name: rustls::pki_types::ServerName<'static>,
+}
 
 /// Longest value or response line we accept: memcached's default item size limit is 1 MiB.
 const MAX_VALUE: usize = 64 << 20;
@@ -198,6 +211,8 @@ impl Reply {
 pub(crate) struct Client {
     addr: String,
     timeout: Duration,
+    #[cfg(feature = "memcached-tls")]
+    tls: Option<Tls>,
     slots: Vec<Mutex<Option<Connection>>>,
     /// The server run last seen, and how many runs we have seen: a restarted memcached hands
     /// out CAS values from 1 again, so a CAS kept from an earlier run could match a stranger's
@@ -215,7 +230,7 @@ impl fmt::Debug for Client {
 }
 
 struct Connection {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Stream>,
     /// Which run of the server it reached (see [`Client::epoch`]).
     epoch: u64,
 }
@@ -229,11 +244,18 @@ struct ServerRun {
 
 impl Client {
     /// Connects lazily, at most `connections` at once, each exchange bounded by `timeout`.
-    pub(crate) fn new(addr: String, timeout: Duration, connections: usize) -> Self {
+    pub(crate) fn new(
+        addr: String,
+        timeout: Duration,
+        connections: usize,
+        #[cfg(feature = "memcached-tls")] tls: Option<Tls>,
+    ) -> Self {
         let slots = (0..connections.max(1)).map(|_| Mutex::new(None)).collect();
         Self {
             addr,
             timeout,
+            #[cfg(feature = "memcached-tls")]
+            tls,
             slots,
             run: std::sync::Mutex::new((None, 0)),
         }
@@ -302,8 +324,9 @@ impl Client {
 
     async fn connect(&self) -> Result<Connection> {
         let connect = async {
-            let stream = TcpStream::connect(&self.addr).await?;
-            stream.set_nodelay(true)?;
+            let tcp = TcpStream::connect(&self.addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream: Stream = self.secure(tcp).await?;
             let mut stream = BufReader::new(stream);
             let stats = read_stats(&mut stream).await?;
             let number = |name: &str| {
@@ -346,6 +369,24 @@ impl Client {
             stream,
             epoch: seen.1,
         })
+    }
+
+    #[cfg(feature = "memcached-tls")]
+    async fn secure(&self, tcp: TcpStream) -> std::result::Result<Stream, ReadError> {
+        match &self.tls {
+            Some(tls) => {
+                let connector =
+                    tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
+                let stream = connector.connect(tls.server_name.clone(), tcp).await?;
+                Ok(Box::new(stream))
+            }
+            None => Ok(Box::new(tcp)),
+        }
+    }
+
+    #[cfg(not(feature = "memcached-tls"))]
+    async fn secure(&self, tcp: TcpStream) -> std::result::Result<Stream, ReadError> {
+        Ok(Box::new(tcp))
     }
 
     async fn bounded<T>(
@@ -420,7 +461,7 @@ impl ReadError {
 
 /// Sends `stats` and reads the statistics, by name.
 async fn read_stats(
-    stream: &mut BufReader<TcpStream>,
+    stream: &mut BufReader<Stream>,
 ) -> std::result::Result<Vec<(String, String)>, ReadError> {
     stream.get_mut().write_all(b"stats\r\n").await?;
     let mut stats = Vec::new();
@@ -446,7 +487,7 @@ async fn read_stats(
 }
 
 /// One line, without its `\r\n`.
-async fn read_line(stream: &mut BufReader<TcpStream>) -> std::result::Result<Vec<u8>, ReadError> {
+async fn read_line(stream: &mut BufReader<Stream>) -> std::result::Result<Vec<u8>, ReadError> {
     let mut line = Vec::new();
     let read = (&mut *stream)
         .take(MAX_LINE as u64)
@@ -462,7 +503,7 @@ async fn read_line(stream: &mut BufReader<TcpStream>) -> std::result::Result<Vec
     Ok(line)
 }
 
-async fn read_reply(stream: &mut BufReader<TcpStream>) -> std::result::Result<Reply, ReadError> {
+async fn read_reply(stream: &mut BufReader<Stream>) -> std::result::Result<Reply, ReadError> {
     let line = read_line(stream).await?;
     let text = String::from_utf8_lossy(&line).into_owned();
     let mut words = text.split(' ');

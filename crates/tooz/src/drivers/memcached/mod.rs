@@ -106,7 +106,13 @@ impl fmt::Debug for MemcachedBackend {
 impl MemcachedBackend {
     /// A connection for `member` to the server in `options` (made by `start`).
     pub fn new(options: MemcachedOptions, member: MemberId) -> Self {
-        let client = Client::new(options.addr.clone(), options.timeout, options.max_pool_size);
+        let client = Client::new(
+            options.addr.clone(),
+            options.timeout,
+            options.max_pool_size,
+            #[cfg(feature = "memcached-tls")]
+            options.tls.clone(),
+        );
         Self {
             options,
             member,

@@ -42,7 +42,11 @@ const SHORTEST_TTL: Duration = Duration::from_secs(2);
 /// | `lock_timeout` | `timeout` | TTL of a lock (whole seconds, 2 to 30 days) |
 /// | `leader_timeout` | `timeout` | TTL of a leadership (whole seconds, 2 to 30 days) |
 /// | `max_pool_size` | `4` | connections to the server at most |
-/// | `use_ssl` | `false` | TLS: not offered yet (refused with an error, never ignored); `ca_cert`, `ssl_cert`, `ssl_key`, `ssl_key_password`, `ssl_ciphers`, `ssl_check_hostname` are read with it |
+/// | `use_ssl` | `false` | TLS (cargo feature `memcached-tls`); the server's certificate is always verified |
+/// | `ca_cert` | — | with `use_ssl`, required: the CA that signed the server's certificate |
+/// | `ssl_cert`, `ssl_key` | — | a client certificate and its (unencrypted) key |
+/// | `ssl_check_hostname` | `false` | also check that the certificate names the host (tooz's default is not to) |
+/// | `ssl_key_password`, `ssl_ciphers` | — | refused: encrypted keys and cipher lists are not supported |
 /// | `executor` | — | accepted and ignored (tooz's thread pool) |
 #[derive(Clone)]
 pub struct MemcachedOptions {
@@ -59,7 +63,72 @@ pub struct MemcachedOptions {
     pub leader_timeout: Duration,
     /// Connections at most.
     pub max_pool_size: usize,
+    /// TLS, built from the `use_ssl` options.
+    #[cfg(feature = "memcached-tls")]
+    pub(super) tls: Option<super::client::Tls>,
 }
+
+/// Reads the `use_ssl` options: the CA (required, the server is always verified), a client
+/// certificate, the name check; the rustls configuration is built here, so that a bad file is
+/// an error of the URL.
+#[allow(unused_variables)]
+fn tls(options: &UrlOptions, host: &str) -> Result<Option<TlsSettings>> {
+    if !options.bool("use_ssl", false)? {
+        return Ok(None);
+    }
+    for unsupported in ["ssl_key_password", "ssl_ciphers"] {
+        if let Some(value) = options.get(unsupported) {
+            return Err(options.invalid(
+                unsupported,
+                value,
+                "not supported: use an unencrypted key file and the default cipher suites",
+            ));
+        }
+    }
+    let Some(ca) = options.get("ca_cert") else {
+        return Err(options.invalid(
+            "ca_cert",
+            "",
+            "use_ssl=true needs the CA that signed the server's certificate: it is always verified",
+        ));
+    };
+    let client = match (options.get("ssl_cert"), options.get("ssl_key")) {
+        (Some(cert), Some(key)) => Some((
+            (std::path::PathBuf::from(cert), "ssl_cert"),
+            (std::path::PathBuf::from(key), "ssl_key"),
+        )),
+        (None, None) => None,
+        _ => {
+            return Err(options.invalid("ssl_cert", "", "ssl_cert and ssl_key go together"));
+        }
+    };
+    let check_hostname = options.bool("ssl_check_hostname", false)?;
+    #[cfg(feature = "memcached-tls")]
+    {
+        let files = crate::drivers::tls::TlsFiles {
+            ca: (ca.into(), "ca_cert"),
+            client,
+            check_hostname,
+        };
+        let config = crate::drivers::tls::client_config(NAME, &files)?;
+        let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| options.invalid("use_ssl", "true", &format!("host {host}: {e}")))?;
+        Ok(Some(super::client::Tls {
+            config: std::sync::Arc::new(config),
+            server_name,
+        }))
+    }
+    #[cfg(not(feature = "memcached-tls"))]
+    Err(Error::FeatureNotEnabled {
+        what: "TLS for memcached:// (use_ssl=true)",
+        feature: "memcached-tls",
+    })
+}
+
+#[cfg(feature = "memcached-tls")]
+type TlsSettings = super::client::Tls;
+#[cfg(not(feature = "memcached-tls"))]
+type TlsSettings = std::convert::Infallible;
 
 impl fmt::Debug for MemcachedOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,12 +146,6 @@ impl MemcachedOptions {
     pub fn from_url(url: &Url) -> Result<Self> {
         let shown = RedactedUrl::new(url.clone());
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        if options.bool("use_ssl", false)? {
-            return Err(Error::Unsupported {
-                operation: "TLS to memcached (use_ssl=true)",
-                backend: NAME,
-            });
-        }
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
             Some(host) => host.to_string(),
@@ -95,6 +158,8 @@ impl MemcachedOptions {
             });
         }
         let addr = format!("{host}:{}", url.port().unwrap_or(DEFAULT_PORT));
+        #[cfg_attr(not(feature = "memcached-tls"), allow(unused_variables))]
+        let tls = tls(&options, url.host_str().unwrap_or("localhost"))?;
         let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
         if timeout.is_zero() {
             return Err(options.invalid("timeout", "0", "must be greater than zero"));
@@ -128,6 +193,8 @@ impl MemcachedOptions {
             lock_timeout: ttl("lock_timeout")?,
             leader_timeout: ttl("leader_timeout")?,
             max_pool_size: connections as usize,
+            #[cfg(feature = "memcached-tls")]
+            tls,
         })
     }
 }
@@ -169,7 +236,7 @@ mod tests {
         }
         assert!(matches!(
             parse("memcached://h?use_ssl=true").unwrap_err(),
-            Error::Unsupported { .. }
+            Error::InvalidOption { option, .. } if option == "ca_cert"
         ));
         assert!(matches!(
             parse("memcached://h?nope=1").unwrap_err(),

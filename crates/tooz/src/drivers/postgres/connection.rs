@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls, Socket, Statement};
 
 use super::error::{connect_error, postgres_error};
 use super::sql::{SCHEMA_LOCK, Sql};
@@ -60,35 +62,28 @@ pub(super) async fn open(
         config.password(password);
     }
     let server = format!("{}:{}", options.host, options.port);
-    let connect = async {
-        config
-            .connect(NoTls)
-            .await
-            .map_err(|e| connect_error(e, &server))
-    };
-    let (client, mut connection) = bounded(options, "connecting", connect).await?;
-    let task_shared = Arc::clone(shared);
     let (lock_channel, group_channel) = (sql.lock_channel.clone(), sql.group_channel.clone());
-    tokio::spawn(async move {
-        loop {
-            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
-            match message {
-                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == lock_channel => {
-                    task_shared.lock_changes.notify();
-                }
-                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == group_channel => {
-                    task_shared.group_changes.notify();
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(backend = NAME, error = %e, "the PostgreSQL session ended");
-                    break;
-                }
-                None => break,
-            }
+    let reader = Reader {
+        shared: Arc::clone(shared),
+        generation,
+        lock_channel,
+        group_channel,
+    };
+    #[cfg(feature = "postgres-tls")]
+    let client = match &options.tls {
+        Some(tls) => {
+            config.ssl_mode(if tls.required {
+                tokio_postgres::config::SslMode::Require
+            } else {
+                tokio_postgres::config::SslMode::Prefer
+            });
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls.config).clone());
+            connect(options, &config, connector, &server, reader).await?
         }
-        task_shared.session_ended(generation);
-    });
+        None => connect(options, &config, NoTls, &server, reader).await?,
+    };
+    #[cfg(not(feature = "postgres-tls"))]
+    let client = connect(options, &config, NoTls, &server, reader).await?;
     let live = async {
         // The server ends a session that sends nothing for lock_timeout: a holder cut off by
         // a partition loses its locks then, not after TCP's hours. Heartbeats keep it busy.
@@ -142,6 +137,68 @@ pub(super) async fn open(
         generation,
         pid,
     })
+}
+
+/// What the task reading a session's messages needs.
+struct Reader {
+    shared: Arc<Shared>,
+    generation: u64,
+    lock_channel: String,
+    group_channel: String,
+}
+
+impl Reader {
+    /// Reads the session's messages until it ends: notifications wake waiters and watches;
+    /// the end reports what was lost with the session.
+    async fn run<S, T>(self, mut connection: Connection<S, T>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            match message {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == self.lock_channel => {
+                    self.shared.lock_changes.notify();
+                }
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == self.group_channel => {
+                    self.shared.group_changes.notify();
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(backend = NAME, error = %e, "the PostgreSQL session ended");
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.shared.session_ended(self.generation);
+    }
+}
+
+/// Connects with `tls` and starts the session's reader.
+async fn connect<T>(
+    options: &PostgresOptions,
+    config: &Config,
+    tls: T,
+    server: &str,
+    reader: Reader,
+) -> Result<Client>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let connect = async {
+        config
+            .connect(tls)
+            .await
+            .map_err(|e| connect_error(e, server))
+    };
+    let (client, connection) = bounded(options, "connecting", connect).await?;
+    tokio::spawn(reader.run(connection));
+    Ok(client)
 }
 
 /// What `pg_stat_activity` shows for us: `tooz:<member>` (cut to fit).

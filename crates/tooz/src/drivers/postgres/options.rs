@@ -39,8 +39,8 @@ const LONGEST_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 /// | `membership_timeout` | `timeout` | how long a member lives without a heartbeat (by the server's clock) |
 /// | `lock_timeout` | `timeout` | how long the session, and so its locks, outlive the last heartbeat when cut off (`idle_session_timeout`), and how long a leadership lives unrenewed |
 /// | `host`, `port`, `dbname`, `user`, `password` | from the URL | override the URL's parts |
-/// | `sslmode` | `prefer` | `disable` or `prefer` (both connect without TLS here); `require` and `verify-*` are refused: TLS is not offered yet |
-/// | `sslrootcert` | — | read with `sslmode` |
+/// | `sslmode` | `prefer` | TLS (cargo feature `postgres-tls`): `require`, `verify-ca` (certificate verified against `sslrootcert`) and `verify-full` (its name checked too) refuse a server without TLS; `prefer` uses TLS when the server offers it and `sslrootcert` is given; `allow`, `disable`: plain text |
+/// | `sslrootcert` | — | the CA that signed the server's certificate; required by `require` and `verify-*` (a certificate is never trusted unverified) |
 /// | `table_prefix` | `tooz_` | prefix of the tables and notification channels (lowercase letters, digits, `_`) |
 /// | `tooz_lock_keys` | `false` | also take Python tooz's two-key advisory lock of each name, so that a fleet still running Python tooz excludes us on the same names |
 /// | `executor` | — | accepted and ignored (tooz's thread pool) |
@@ -62,6 +62,72 @@ pub struct PostgresOptions {
     pub table_prefix: String,
     /// Also take Python tooz's two-key advisory locks.
     pub tooz_lock_keys: bool,
+    /// TLS, from `sslmode` and `sslrootcert`.
+    #[cfg(feature = "postgres-tls")]
+    pub(super) tls: Option<Tls>,
+}
+
+/// TLS as `sslmode` asks: the rustls configuration, and whether a server without TLS is
+/// refused (`require`, `verify-*`) or accepted in plain text (`prefer` with a CA given).
+#[cfg(feature = "postgres-tls")]
+#[derive(Debug, Clone)]
+pub(super) struct Tls {
+    pub(super) config: std::sync::Arc<rustls::ClientConfig>,
+    pub(super) required: bool,
+}
+
+#[cfg(feature = "postgres-tls")]
+type TlsSettings = Tls;
+#[cfg(not(feature = "postgres-tls"))]
+type TlsSettings = std::convert::Infallible;
+
+/// Reads `sslmode` and `sslrootcert`. The server's certificate is always verified against
+/// `sslrootcert` (there is no mode that trusts any certificate, as libpq's `require` without a
+/// root certificate would): `verify-full` also checks its name, `require` and `verify-ca` do
+/// not. `prefer` without `sslrootcert`, `allow` and `disable` connect in plain text.
+#[allow(unused_variables)]
+fn tls(options: &UrlOptions) -> Result<Option<TlsSettings>> {
+    let mode = options.get("sslmode").unwrap_or("prefer");
+    let (required, check_hostname) = match mode {
+        "disable" | "allow" => return Ok(None),
+        "prefer" if options.get("sslrootcert").is_none() => return Ok(None),
+        "prefer" => (false, true),
+        "require" | "verify-ca" => (true, false),
+        "verify-full" => (true, true),
+        other => {
+            return Err(options.invalid(
+                "sslmode",
+                other,
+                "one of disable, allow, prefer, require, verify-ca, verify-full",
+            ));
+        }
+    };
+    let Some(root) = options.get("sslrootcert") else {
+        return Err(options.invalid(
+            "sslrootcert",
+            "",
+            "sslmode=require, verify-ca and verify-full need the CA that signed the server's \
+             certificate here: it is always verified",
+        ));
+    };
+    #[cfg(feature = "postgres-tls")]
+    {
+        let files = crate::drivers::tls::TlsFiles {
+            ca: (root.into(), "sslrootcert"),
+            client: None,
+            check_hostname,
+        };
+        let config = crate::drivers::tls::client_config(NAME, &files)?;
+        Ok(Some(Tls {
+            config: std::sync::Arc::new(config),
+            required,
+        }))
+    }
+    #[cfg(not(feature = "postgres-tls"))]
+    Err(Error::FeatureNotEnabled {
+        what: "TLS for postgresql:// (sslmode with sslrootcert)",
+        feature: "postgres-tls",
+    })
 }
 
 impl fmt::Debug for PostgresOptions {
@@ -81,22 +147,8 @@ impl PostgresOptions {
     pub fn from_url(url: &Url) -> Result<Self> {
         let shown = RedactedUrl::new(url.clone());
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        match options.get("sslmode").unwrap_or("prefer") {
-            "disable" | "prefer" | "allow" => {}
-            "require" | "verify-ca" | "verify-full" => {
-                return Err(Error::Unsupported {
-                    operation: "TLS to PostgreSQL (sslmode=require, verify-ca, verify-full)",
-                    backend: NAME,
-                });
-            }
-            other => {
-                return Err(options.invalid(
-                    "sslmode",
-                    other,
-                    "one of disable, allow, prefer, require, verify-ca, verify-full",
-                ));
-            }
-        }
+        #[cfg_attr(not(feature = "postgres-tls"), allow(unused_variables))]
+        let tls = tls(&options)?;
         let host = match options.get("host") {
             Some(host) => host.to_owned(),
             None => match url.host() {
@@ -169,6 +221,8 @@ impl PostgresOptions {
             lock_timeout: bounded("lock_timeout", timeout)?,
             table_prefix: table_prefix.to_owned(),
             tooz_lock_keys: options.bool("tooz_lock_keys", false)?,
+            #[cfg(feature = "postgres-tls")]
+            tls,
         })
     }
 }
@@ -238,7 +292,7 @@ mod tests {
         }
         assert!(matches!(
             parse("postgresql://h/db?sslmode=require").unwrap_err(),
-            Error::Unsupported { .. }
+            Error::InvalidOption { option, .. } if option == "sslrootcert"
         ));
     }
 }
