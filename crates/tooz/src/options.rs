@@ -178,6 +178,8 @@ impl UrlOptions {
 
     /// The error for a bad value of `name`.
     pub fn invalid(&self, name: &str, value: &str, reason: &str) -> Error {
+        // The value of a password-like option is never repeated back.
+        let value = if is_secret(name) { "***" } else { value };
         Error::InvalidOption {
             backend: self.backend,
             option: name.to_owned(),
@@ -219,6 +221,10 @@ mod tests {
             assert!(shown.contains("***"), "{shown}");
         }
         assert_eq!(redact_str("redis://h?timeout=2"), "redis://h?timeout=2");
+        let url = Url::parse("memcached://h?ssl_key_password=s3cret").unwrap();
+        let options = UrlOptions::parse("memcached", &url, &["ssl_key_password"]).unwrap();
+        let err = options.invalid("ssl_key_password", "s3cret", "not supported");
+        assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
     }
 
     const VALID: &[&str] = &["timeout", "flag"];

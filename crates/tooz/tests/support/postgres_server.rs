@@ -7,13 +7,18 @@
 //! would; `restart` starts it again on the same port and data directory (crash recovery keeps
 //! every committed row: the page cache outlives the processes, so `fsync=off` loses nothing
 //! here). Dropped: killed, and its directory removed.
+//!
+//! `start_with` sets a server up beyond that before its first start: lines appended to
+//! `postgresql.conf` (`ssl = on`), and files copied into the data directory, private to the
+//! server's user (a TLS key: PostgreSQL refuses one that others can read).
 
 // Shared by several test binaries, each of which uses only part of it.
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -75,6 +80,18 @@ fn server_user() -> Option<(u32, u32)> {
     Some((fields[2].parse().unwrap(), fields[3].parse().unwrap()))
 }
 
+/// How a server is set up before its first start, beyond trust authentication.
+#[derive(Default)]
+pub(crate) struct Setup<'a> {
+    /// `Some(password)`: user `postgres` needs it over TCP (scram-sha-256).
+    pub(crate) password: Option<&'a str>,
+    /// Files copied into the data directory as `(name there, source)`: owned by the server's
+    /// user, mode 0600. Relative paths in `conf` are read from the data directory.
+    pub(crate) files: &'a [(&'a str, &'a str)],
+    /// Lines appended to `postgresql.conf` (`ssl = on`, `ssl_cert_file = 'server.crt'`).
+    pub(crate) conf: &'a [&'a str],
+}
+
 pub(crate) struct Server {
     pub(crate) port: u16,
     /// `Some(password)` when the server asks for one over TCP (scram-sha-256).
@@ -94,6 +111,14 @@ impl Server {
     /// A server whose user `postgres` needs `password` over TCP (scram-sha-256), or trust
     /// authentication with `None`.
     pub(crate) fn start_with_password(password: Option<&str>) -> Self {
+        Self::start_with(&Setup {
+            password,
+            ..Setup::default()
+        })
+    }
+
+    /// A server set up with `setup` before its first start.
+    pub(crate) fn start_with(setup: &Setup<'_>) -> Self {
         static SERIAL: AtomicUsize = AtomicUsize::new(0);
         let bin = pg_bin().expect("PostgreSQL is installed");
         let port = free_port();
@@ -112,13 +137,14 @@ impl Server {
         }
         let mut server = Self {
             port,
-            password: password.map(str::to_owned),
+            password: setup.password.map(str::to_owned),
             dir,
             bin,
             user,
             child: None,
         };
         server.initdb();
+        server.configure(setup);
         server.launch();
         server
     }
@@ -172,6 +198,33 @@ impl Server {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Copies `setup`'s files into the data directory and appends its lines to
+    /// `postgresql.conf`.
+    fn configure(&self, setup: &Setup<'_>) {
+        let data = self.data();
+        for (name, source) in setup.files {
+            let target = data.join(name);
+            std::fs::copy(source, &target)
+                .unwrap_or_else(|e| panic!("copying {source} to {}: {e}", target.display()));
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some((uid, gid)) = self.user {
+                std::os::unix::fs::chown(&target, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        if !setup.conf.is_empty() {
+            let mut conf = File::options()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .unwrap();
+            let mut text = String::from("\n# Set up by the test\n");
+            for line in setup.conf {
+                text.push_str(line);
+                text.push('\n');
+            }
+            conf.write_all(text.as_bytes()).unwrap();
+        }
     }
 
     /// Starts the postmaster on this server's port and data directory, and waits until it
