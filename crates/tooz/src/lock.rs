@@ -84,7 +84,12 @@ impl Lock {
             waited_us = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        self.take(deadline).instrument(span).await
+        if span.is_disabled() {
+            // Nobody listens: no wrapper around the hot path.
+            self.take(deadline).await
+        } else {
+            self.take(deadline).instrument(span).await
+        }
     }
 
     async fn take(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {

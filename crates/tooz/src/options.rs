@@ -76,6 +76,28 @@ pub fn redact_str(raw: &str) -> String {
     if let Ok(url) = Url::parse(raw) {
         return RedactedUrl(url).to_string();
     }
+    // Unparsable (a bad port, say): the same rules by hand, the query included.
+    let (head, query) = match raw.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (raw, None),
+    };
+    let mut shown = redact_authority(head);
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret(k) => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
+    }
+    shown
+}
+
+/// The password of `scheme://user:password@host...` replaced by `***`.
+fn redact_authority(raw: &str) -> String {
     let Some(start) = raw.find("://").map(|i| i + 3) else {
         return raw.to_owned();
     };
@@ -221,6 +243,10 @@ mod tests {
             assert!(shown.contains("***"), "{shown}");
         }
         assert_eq!(redact_str("redis://h?timeout=2"), "redis://h?timeout=2");
+        // A URL that does not even parse (a port out of range).
+        let bad = redact_str("postgresql://u:hunter2@h:99999/d?password=hunter2&x=1");
+        assert!(!bad.contains("hunter2"), "{bad}");
+        assert!(bad.ends_with("password=***&x=1"), "{bad}");
         let url = Url::parse("memcached://h?ssl_key_password=s3cret").unwrap();
         let options = UrlOptions::parse("memcached", &url, &["ssl_key_password"]).unwrap();
         let err = options.invalid("ssl_key_password", "s3cret", "not supported");

@@ -617,3 +617,44 @@ async fn any_name_works_and_never_reaches_sql() {
     );
     admin.batch_execute(&drop_all).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_whose_row_vanished_is_given_back_and_found_again() {
+    let Some(url) = postgres_url() else {
+        eprintln!("no postgresql:// URL in TOOZ_TEST_URLS: skipping (scripts/test runs it)");
+        return;
+    };
+    let prefix = format!("tooz_vanished_{}_", std::process::id());
+    let url = format!("{url}&table_prefix={prefix}");
+    let coord = Coordinator::connect(&url, "vanished").await.unwrap();
+    let guard = coord.lock("v").acquire().await.unwrap();
+    guard.release().await.unwrap();
+    // Someone empties the table (a restore, a careless cleanup) under a coordinator that
+    // remembers the lock's key.
+    let admin = direct(&direct_config(&url)).await;
+    admin
+        .batch_execute(&format!("DELETE FROM {prefix}locks"))
+        .await
+        .unwrap();
+    let err = coord.lock("v").try_acquire().await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    let leaked: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+             WHERE l.locktype = 'advisory' AND a.application_name = 'tooz:vanished'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0, "the lock taken without its row was left held");
+    let again = coord.lock("v").try_acquire().await.unwrap();
+    assert!(again.is_some(), "the name gets a key anew");
+    drop(again);
+    coord.stop().await.unwrap();
+    for table in ["members", "leaders", "beats", "groups", "locks"] {
+        let _ = admin
+            .batch_execute(&format!("DROP TABLE IF EXISTS {prefix}{table} CASCADE"))
+            .await;
+    }
+}

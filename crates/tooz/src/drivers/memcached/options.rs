@@ -125,6 +125,15 @@ fn tls(options: &UrlOptions, host: &str) -> Result<Option<TlsSettings>> {
     })
 }
 
+/// The host as a certificate names it: an IPv6 literal without its brackets.
+fn host_name(url: &Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => "localhost".to_owned(),
+    }
+}
+
 #[cfg(feature = "memcached-tls")]
 type TlsSettings = super::client::Tls;
 #[cfg(not(feature = "memcached-tls"))]
@@ -159,7 +168,7 @@ impl MemcachedOptions {
         }
         let addr = format!("{host}:{}", url.port().unwrap_or(DEFAULT_PORT));
         #[cfg_attr(not(feature = "memcached-tls"), allow(unused_variables))]
-        let tls = tls(&options, url.host_str().unwrap_or("localhost"))?;
+        let tls = tls(&options, &host_name(url))?;
         let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
         if timeout.is_zero() {
             return Err(options.invalid("timeout", "0", "must be greater than zero"));

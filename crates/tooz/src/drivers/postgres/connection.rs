@@ -87,8 +87,12 @@ pub(super) async fn open(
     let live = async {
         // The server ends a session that sends nothing for lock_timeout: a holder cut off by
         // a partition loses its locks then, not after TCP's hours. Heartbeats keep it busy.
+        // The idle clock starts when a statement is received, after our send time, and the
+        // local lease (90% from the send time) runs out first.
         let ms = options.lock_timeout.as_millis();
-        let bound = format!("SET idle_session_timeout = {ms}; SET tcp_user_timeout = {ms};");
+        // (Not the server's tcp_user_timeout: counted from data the server sent, a
+        // notification, it could end the session before our lease runs out.)
+        let bound = format!("SET idle_session_timeout = {ms};");
         if let Err(e) = client.batch_execute(&bound).await {
             tracing::warn!(
                 backend = NAME,

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 
-use super::PostgresBackend;
+use super::{NAME, PostgresBackend};
 use crate::backend::{Elections, FencingToken, OwnerToken};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
 
 #[async_trait]
@@ -23,17 +23,24 @@ impl Elections for PostgresBackend {
                 ],
             )
             .await?;
-        let fence: Option<i64> = row.get(0);
-        Ok(fence
-            .and_then(|f| u64::try_from(f).ok())
-            .map(FencingToken::new))
+        let fence: Option<i64> = row.try_get(0)?;
+        fence
+            .map(|f| {
+                u64::try_from(f)
+                    .map(FencingToken::new)
+                    .map_err(|_| Error::Backend {
+                        backend: NAME,
+                        source: format!("group '{group}' has a negative leadership term").into(),
+                    })
+            })
+            .transpose()
     }
 
     async fn resign(&self, group: &GroupId, owner: OwnerToken) -> Result<bool> {
         let row = self
             .one(&self.sql.resign, &[&group.as_bytes(), &owner.to_hex()])
             .await?;
-        Ok(row.get::<_, i64>(0) == 1)
+        Ok(row.try_get::<_, i64>(0)? == 1)
     }
 
     async fn leader(&self, group: &GroupId) -> Result<Option<MemberId>> {

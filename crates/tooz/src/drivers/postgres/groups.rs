@@ -15,7 +15,7 @@ impl PostgresBackend {
         let row = self
             .one(&self.sql.group_exists, &[&group.as_bytes()])
             .await?;
-        Ok(row.get(0))
+        Ok(row.try_get(0)?)
     }
 
     /// The error for a change that touched no row: the group is missing, or `otherwise`.
@@ -36,7 +36,7 @@ impl Groups for PostgresBackend {
         let row = self
             .one(&self.sql.create_group, &[&group.as_bytes()])
             .await?;
-        if row.get::<_, i64>(0) == 0 {
+        if row.try_get::<_, i64>(0)? == 0 {
             return Err(Error::GroupAlreadyExist {
                 group: group.clone(),
             });
@@ -48,7 +48,8 @@ impl Groups for PostgresBackend {
         let row = self
             .one(&self.sql.delete_group, &[&group.as_bytes()])
             .await?;
-        let (deleted, live, exists): (i64, i64, bool) = (row.get(0), row.get(1), row.get(2));
+        let (deleted, live, exists): (i64, i64, bool) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         match (deleted, live, exists) {
             (1, _, _) => Ok(()),
             (_, _, false) => Err(Error::GroupNotCreated {
@@ -73,7 +74,7 @@ impl Groups for PostgresBackend {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&group.as_bytes(), &self.member.as_bytes(), &caps];
         let row = self.one(&self.sql.join, &params).await?;
-        if row.get::<_, i64>(0) == 1 {
+        if row.try_get::<_, i64>(0)? == 1 {
             return Ok(());
         }
         let already = Error::MemberAlreadyExist {
@@ -87,7 +88,7 @@ impl Groups for PostgresBackend {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&group.as_bytes(), &self.member.as_bytes()];
         let row = self.one(&self.sql.leave, &params).await?;
-        if row.get::<_, i64>(0) == 1 {
+        if row.try_get::<_, i64>(0)? == 1 {
             return Ok(());
         }
         let not_joined = Error::MemberNotJoined {
@@ -102,7 +103,7 @@ impl Groups for PostgresBackend {
             [&group.as_bytes(), &self.member.as_bytes()];
         let row = self.one(&self.sql.members, &params).await?;
         let (exists, ids, caps): (bool, Vec<Vec<u8>>, Vec<Vec<u8>>) =
-            (row.get(0), row.get(1), row.get(2));
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         if !exists {
             return Err(Error::GroupNotCreated {
                 group: group.clone(),

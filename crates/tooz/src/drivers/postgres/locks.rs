@@ -27,7 +27,7 @@ impl PostgresBackend {
             return Ok(*key);
         }
         let row = self.one(&self.sql.key_of, &[&name.as_bytes()]).await?;
-        let key: i64 = row.get(0);
+        let key: i64 = row.try_get(0)?;
         self.keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -68,18 +68,28 @@ impl PostgresBackend {
         let taken = match tooz_keys {
             Some((k1, k2)) => {
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&key, &k1, &k2];
-                let acquire = live.client.query_opt(&live.prepared.acquire, &params);
+                let acquire = live.client.query_one(&live.prepared.acquire, &params);
                 bounded(&self.options, "acquiring a lock", acquire).await
             }
             None => {
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
-                let acquire = live.client.query_opt(&live.prepared.acquire, &params);
+                let acquire = live.client.query_one(&live.prepared.acquire, &params);
                 bounded(&self.options, "acquiring a lock", acquire).await
             }
         };
-        match taken {
-            Ok(Some(row)) => {
-                let fence: i64 = row.get(0);
+        let row = match taken {
+            Ok(row) => row,
+            Err(e) => {
+                // Perhaps taken (a statement cut by our timeout may still run): an unlock sent
+                // on the same session runs after it, and undoes it if it did. A dead session
+                // settles it by itself.
+                let _ = self.undo(request.owner).await;
+                return Err(e);
+            }
+        };
+        let (ok, fence): (Option<bool>, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+        match (ok, fence) {
+            (Some(true), Some(fence)) => {
                 let token = u64::try_from(fence).map_err(|_| Error::Backend {
                     backend: NAME,
                     source: format!("lock '{}' has a negative fencing counter", request.name)
@@ -87,18 +97,59 @@ impl PostgresBackend {
                 })?;
                 Ok(Some(FencingToken::new(token)))
             }
-            Ok(None) => {
+            (Some(true), None) => {
+                // Taken, but its row (its key and counter) is gone: a truncated table, a
+                // restore. Given back, and the name's key looked up afresh next time.
+                self.undo(request.owner).await?;
+                self.keys
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(request.name);
+                Err(Error::Backend {
+                    backend: NAME,
+                    source: format!(
+                        "the row of lock '{}' in its table is gone; try again",
+                        request.name
+                    )
+                    .into(),
+                })
+            }
+            _ => {
                 self.shared.held().remove(&request.owner);
                 Ok(None)
             }
-            Err(e) => {
-                // Perhaps taken (a statement cut by our timeout may still run): an unlock sent
-                // on the same session runs after it, and undoes it if it did. A dead session
-                // settles it by itself.
-                let _ = self.release_lock(request.name, request.owner).await;
-                Err(e)
-            }
         }
+    }
+
+    /// Undoes an acquire of `owner` whose outcome is not known: our key is unlocked, and
+    /// Python's only if ours was held (the acquire takes both or neither), so that another
+    /// grant of ours sharing Python's 16-bit key keeps it.
+    async fn undo(&self, owner: OwnerToken) -> Result<()> {
+        let Some(held) = self.shared.held().remove(&owner) else {
+            return Ok(());
+        };
+        let live = self.live().await?;
+        if live.generation != held.generation {
+            return Ok(());
+        }
+        let undone = match held.tooz_keys {
+            Some((k1, k2)) => {
+                let statement = self.statement(&live, &self.sql.undo_with_tooz_keys).await?;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&held.key, &k1, &k2];
+                bounded(
+                    &self.options,
+                    "undoing an acquire",
+                    live.client.query_one(&statement, &params),
+                )
+                .await
+            }
+            None => {
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&held.key];
+                let release = live.client.query_one(&live.prepared.release, &params);
+                bounded(&self.options, "undoing an acquire", release).await
+            }
+        };
+        undone.map(drop)
     }
 
     pub(super) async fn release_lock(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
@@ -122,7 +173,7 @@ impl PostgresBackend {
                 bounded(&self.options, "releasing a lock", release).await?
             }
         };
-        let released: bool = row.get(0);
+        let released: bool = row.try_get(0)?;
         if !released {
             tracing::warn!(backend = NAME, lock = %name, "a lock we held was not held by our session");
         }

@@ -25,7 +25,21 @@
 //! * Behind a transaction-mode pooler (PgBouncer's `pool_mode = transaction`), statements of
 //!   one client run on many server sessions and advisory locks would leak between clients:
 //!   a heartbeat that finds its statements served by another server process than the
-//!   session's first fails with an error saying so.
+//!   session's first fails with an error saying so. This is a heuristic: between two
+//!   heartbeats, or behind a pooler that happens to keep one server session, it sees nothing.
+//!   Connect to PostgreSQL directly or through a session-mode pool.
+//!
+//! What this backend cannot promise, by the nature of session locks and server time:
+//!
+//! * A session the server ends on its side (`pg_terminate_backend`, a crash, a failover to a
+//!   replica, which holds no advisory locks) frees its locks there first; we hear of it a
+//!   network trip later, or, after a crash, when the connection fails. The local lease bounds
+//!   only the case where heartbeats stop reaching the server. Fencing tokens are what protects
+//!   a resource across such an end.
+//! * Memberships and leaderships are timed by the database host's clock: a forward step of
+//!   that clock shortens them (by as much as it steps). Our host's clock is never used.
+//! * `sslmode=prefer` accepts a server that declines TLS, as libpq does; a network attacker
+//!   can make it do so. Use `require` or `verify-*` where that matters.
 //!
 //! The options are listed on [`PostgresOptions`].
 
@@ -240,7 +254,7 @@ impl PostgresBackend {
         let row = self
             .one(&self.sql.start_member, &[&self.member.as_bytes(), &ms])
             .await?;
-        Ok(row.get(0))
+        Ok(row.try_get(0)?)
     }
 }
 
@@ -278,8 +292,9 @@ impl Backend for PostgresBackend {
         ];
         let beat = live.client.query_one(&live.prepared.heartbeat, &params);
         let row = bounded(&self.options, "a heartbeat", beat).await?;
-        let (beats, renewed, pid): (i64, Vec<String>, i32) = (row.get(0), row.get(1), row.get(2));
-        let listed: Vec<Vec<u8>> = row.get(3);
+        let (beats, renewed, pid): (i64, Vec<String>, i32) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let listed: Vec<Vec<u8>> = row.try_get(3)?;
         if pid != live.pid {
             return Err(Error::Backend {
                 backend: NAME,

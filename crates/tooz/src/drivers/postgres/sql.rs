@@ -17,6 +17,7 @@ pub(super) struct Sql {
     pub(super) acquire_with_tooz_keys: String,
     pub(super) release: String,
     pub(super) release_with_tooz_keys: String,
+    pub(super) undo_with_tooz_keys: String,
     pub(super) heartbeat: String,
     pub(super) stop_member: String,
     pub(super) create_group: String,
@@ -80,23 +81,34 @@ impl Sql {
                  ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING key"
             ),
             // The counter row is updated in the same statement, while the lock is held.
+            // Whether the lock was taken, and its new token (none if its row is gone: a
+            // truncated table, a restore; the caller then gives the lock back).
             acquire: format!(
-                "WITH got AS MATERIALIZED (SELECT pg_try_advisory_lock($1) AS ok)
-                 UPDATE {p}locks SET fence = fence + 1 FROM got
-                 WHERE key = $1 AND got.ok RETURNING fence"
+                "WITH got AS MATERIALIZED (SELECT pg_try_advisory_lock($1) AS ok),
+                 bumped AS (UPDATE {p}locks SET fence = fence + 1 FROM got
+                            WHERE key = $1 AND got.ok RETURNING fence)
+                 SELECT (SELECT ok FROM got), (SELECT fence FROM bumped)"
             ),
             acquire_with_tooz_keys: format!(
                 "WITH got AS MATERIALIZED (SELECT CASE WHEN pg_try_advisory_lock($2, $3) THEN
                      CASE WHEN pg_try_advisory_lock($1) THEN true
                           ELSE NOT pg_advisory_unlock($2, $3) END
                    ELSE false END AS ok)
-                 UPDATE {p}locks SET fence = fence + 1 FROM got
-                 WHERE key = $1 AND got.ok RETURNING fence"
+                 , bumped AS (UPDATE {p}locks SET fence = fence + 1 FROM got
+                            WHERE key = $1 AND got.ok RETURNING fence)
+                 SELECT (SELECT ok FROM got), (SELECT fence FROM bumped)"
             ),
             release: format!("SELECT pg_advisory_unlock($1), pg_notify('{p}lock', $1::text)"),
             release_with_tooz_keys: format!(
                 "SELECT pg_advisory_unlock($1), pg_advisory_unlock($2, $3),
                         pg_notify('{p}lock', $1::text)"
+            ),
+            // After an acquire whose outcome is unknown: Python's key is released only if ours
+            // was held (the acquire takes both or neither), so that another grant of ours
+            // sharing Python's 16-bit key keeps it.
+            undo_with_tooz_keys: format!(
+                "SELECT CASE WHEN pg_advisory_unlock($1) THEN pg_advisory_unlock($2, $3)
+                        ELSE false END, pg_notify('{p}lock', $1::text)"
             ),
             heartbeat: format!(
                 "WITH beat AS (UPDATE {p}beats SET expires = now() + $2 * interval '1 millisecond'
