@@ -12,17 +12,17 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/rate.rs"]
+mod rate;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tooz::Coordinator;
 
-const SECONDS: f64 = 2.0;
 const TASKS: usize = 64;
 const MEMBERS: usize = 1000;
 
@@ -41,44 +41,6 @@ fn server() -> String {
             )
         })
         .unwrap_or_else(|| "127.0.0.1:11211".to_owned())
-}
-
-/// Pairs per second over `SECONDS` of `tasks` concurrent loops of `pair(task)`.
-async fn concurrent_rate<F, Fut>(tasks: usize, pair: F) -> f64
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let pair = Arc::new(pair);
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(SECONDS);
-    let mut handles = Vec::new();
-    for task in 0..tasks {
-        let (pair, count) = (Arc::clone(&pair), Arc::clone(&count));
-        handles.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                pair(task).await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-async fn best_of_three<F, Fut>(tasks: usize, pair: F) -> f64
-where
-    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        best = best.max(concurrent_rate(tasks, pair.clone()).await);
-    }
-    best
 }
 
 /// A plain connection: one request, one reply line.
@@ -175,13 +137,13 @@ async fn main() {
 
     // One coordinator, one lock, sequential pairs.
     let lock = coord.lock("bench-lock-rust");
-    let ours_1 = best_of_three(1, move |_| {
+    let ours_1 = rate::best_of_three(1, move |_| {
         let lock = lock.clone();
         async move { lock.acquire().await.unwrap().release().await.unwrap() }
     })
     .await;
     let solo = raw_pairs(&server, std::iter::once("solo".to_owned())).await;
-    let floor_1 = best_of_three(1, move |_| {
+    let floor_1 = rate::best_of_three(1, move |_| {
         let solo = Arc::clone(&solo);
         async move { solo[0].lock().await.pair().await }
     })
@@ -189,7 +151,7 @@ async fn main() {
 
     // 64 tasks, 64 locks, one coordinator.
     let c = coord.clone();
-    let ours_64 = best_of_three(TASKS, move |task| {
+    let ours_64 = rate::best_of_three(TASKS, move |task| {
         let c = c.clone();
         async move {
             c.lock(format!("bench-{task}"))
@@ -203,7 +165,7 @@ async fn main() {
     })
     .await;
     let many = raw_pairs(&server, (0..TASKS).map(|t| format!("t{t}"))).await;
-    let floor_64 = best_of_three(TASKS, move |task| {
+    let floor_64 = rate::best_of_three(TASKS, move |task| {
         let many = Arc::clone(&many);
         async move { many[task].lock().await.pair().await }
     })

@@ -12,10 +12,10 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/rate.rs"]
+mod rate;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls, Statement};
 use tooz::Coordinator;
@@ -39,7 +39,6 @@ const ACQUIRE: &str = "WITH got AS MATERIALIZED (SELECT pg_try_advisory_lock($1)
 const RELEASE: &str = "SELECT pg_advisory_unlock($1), pg_notify('tooz_bench_floor_lock', $1::text)";
 const FLOOR_DROP: &str = "DROP TABLE IF EXISTS tooz_bench_floor_locks";
 
-const SECONDS: f64 = 2.0;
 const TASKS: usize = 64;
 
 /// The server's URL without options.
@@ -50,44 +49,6 @@ fn server() -> String {
         .find(|u| u.starts_with("postgresql://") || u.starts_with("postgres://"))
         .map(|u| u.split('?').next().unwrap().to_owned())
         .unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/tooz".to_owned())
-}
-
-/// Pairs per second over `SECONDS` of `tasks` concurrent loops of `pair(task)`.
-async fn concurrent_rate<F, Fut>(tasks: usize, pair: F) -> f64
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let pair = Arc::new(pair);
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(SECONDS);
-    let mut handles = Vec::new();
-    for task in 0..tasks {
-        let (pair, count) = (Arc::clone(&pair), Arc::clone(&count));
-        handles.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                pair(task).await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-async fn best_of_three<F, Fut>(tasks: usize, pair: F) -> f64
-where
-    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        best = best.max(concurrent_rate(tasks, pair.clone()).await);
-    }
-    best
 }
 
 /// The floor: one plain connection, the pair's two statements prepared once.
@@ -156,7 +117,7 @@ async fn main() {
 
     // One coordinator, one lock, sequential pairs.
     let lock = coord.lock("bench-lock-rust");
-    let ours_1 = best_of_three(1, move |_| {
+    let ours_1 = rate::best_of_three(1, move |_| {
         let lock = lock.clone();
         async move { lock.acquire().await.unwrap().release().await.unwrap() }
     })
@@ -164,7 +125,7 @@ async fn main() {
     coord.heartbeat().await.unwrap();
     let solo = floor.key("solo").await;
     let f = Arc::clone(&floor);
-    let floor_1 = best_of_three(1, move |_| {
+    let floor_1 = rate::best_of_three(1, move |_| {
         let f = Arc::clone(&f);
         async move { f.pair(solo).await }
     })
@@ -173,7 +134,7 @@ async fn main() {
 
     // 64 tasks, 64 locks, one coordinator (one session).
     let c = coord.clone();
-    let ours_64 = best_of_three(TASKS, move |task| {
+    let ours_64 = rate::best_of_three(TASKS, move |task| {
         let c = c.clone();
         async move {
             c.lock(format!("bench-{task}"))
@@ -193,7 +154,7 @@ async fn main() {
     }
     let keys = Arc::new(keys);
     let f = Arc::clone(&floor);
-    let floor_64 = best_of_three(TASKS, move |task| {
+    let floor_64 = rate::best_of_three(TASKS, move |task| {
         let (f, keys) = (Arc::clone(&f), Arc::clone(&keys));
         async move { f.pair(keys[task]).await }
     })

@@ -11,10 +11,10 @@
 mod blocking;
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/rate.rs"]
+mod rate;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use redis::Script;
 use redis::aio::MultiplexedConnection;
@@ -22,7 +22,6 @@ use tooz::Coordinator;
 
 const ACQUIRE: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end return 0";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) redis.call('PUBLISH', ARGV[2], KEYS[1]) return 1 end return 0";
-const SECONDS: f64 = 2.0;
 const TASKS: usize = 64;
 
 fn server() -> String {
@@ -32,44 +31,6 @@ fn server() -> String {
         .find(|u| u.starts_with("redis://"))
         .map(|u| u.split('?').next().unwrap().to_owned())
         .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// Pairs per second over `SECONDS` of `tasks` concurrent loops of `pair(task)`.
-async fn concurrent_rate<F, Fut>(tasks: usize, pair: F) -> f64
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let pair = Arc::new(pair);
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(SECONDS);
-    let mut handles = Vec::new();
-    for task in 0..tasks {
-        let (pair, count) = (Arc::clone(&pair), Arc::clone(&count));
-        handles.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                pair(task).await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-async fn best_of_three<F, Fut>(tasks: usize, pair: F) -> f64
-where
-    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        best = best.max(concurrent_rate(tasks, pair.clone()).await);
-    }
-    best
 }
 
 async fn raw_pair(conn: MultiplexedConnection, name: String) {
@@ -142,18 +103,19 @@ async fn main() {
 
     // One coordinator, one lock, sequential pairs.
     let lock = coord.lock("bench-lock-rust");
-    let ours_1 = best_of_three(1, move |_| {
+    let ours_1 = rate::best_of_three(1, move |_| {
         let lock = lock.clone();
         async move { lock.acquire().await.unwrap().release().await.unwrap() }
     })
     .await;
     let blocking_1 = blocking::blocking_pairs(&url, "bench-blocking", "bench-lock-blocking");
     let floor_conn = raw.clone();
-    let floor_1 = best_of_three(1, move |_| raw_pair(floor_conn.clone(), "solo".into())).await;
+    let floor_1 =
+        rate::best_of_three(1, move |_| raw_pair(floor_conn.clone(), "solo".into())).await;
 
     // 64 tasks, 64 locks, one coordinator (one multiplexed connection).
     let c = coord.clone();
-    let ours_64 = best_of_three(TASKS, move |task| {
+    let ours_64 = rate::best_of_three(TASKS, move |task| {
         let c = c.clone();
         async move {
             c.lock(format!("bench-{task}"))
@@ -167,7 +129,7 @@ async fn main() {
     })
     .await;
     let floor_conn = raw.clone();
-    let floor_64 = best_of_three(TASKS, move |task| {
+    let floor_64 = rate::best_of_three(TASKS, move |task| {
         raw_pair(floor_conn.clone(), format!("t{task}"))
     })
     .await;

@@ -7,6 +7,8 @@
 
 #![cfg(feature = "memcached")]
 
+#[path = "support/fake_server.rs"]
+mod fake_server;
 #[path = "support/memcached_raw.rs"]
 mod memcached_raw;
 #[path = "support/memcached_server.rs"]
@@ -14,7 +16,6 @@ mod memcached_server;
 #[path = "support/memcached_url.rs"]
 mod memcached_url;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use memcached_raw::Raw;
@@ -30,30 +31,6 @@ async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
         Ok(result) => result,
         Err(_) => panic!("{what} did not return within {BOUND:?}"),
     }
-}
-
-/// A listener on a free loopback port that answers every connection with `answer` (after
-/// reading what the client sent first), then closes it; `None` holds connections open and
-/// silent.
-fn fake_server(answer: Option<&'static [u8]>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().take(16) {
-            let Ok(mut stream) = stream else { continue };
-            match answer {
-                Some(answer) => {
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                    let mut buf = [0u8; 512];
-                    let _ = stream.read(&mut buf);
-                    let _ = stream.write_all(answer);
-                }
-                None => held.push(stream),
-            }
-        }
-    });
-    port
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +51,7 @@ async fn nobody_listening_is_a_connection_error_in_bounded_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_times_out() {
-    let port = fake_server(None);
+    let port = fake_server::fake_server(None);
     let started = Instant::now();
     let url = format!("memcached://127.0.0.1:{port}?timeout=2");
     let err = match bounded(
@@ -100,7 +77,7 @@ async fn a_server_that_is_not_memcached_is_an_error_naming_it() {
         b"\x00\xff\xfe\x07 garbage \x1b[0m\r\nmore garbage",
     ];
     for answer in answers {
-        let port = fake_server(Some(answer));
+        let port = fake_server::fake_server(Some(answer));
         let started = Instant::now();
         let url = format!("memcached://127.0.0.1:{port}?timeout=2");
         let err = match bounded("connect", Coordinator::connect(&url, "m")).await {

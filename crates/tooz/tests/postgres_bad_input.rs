@@ -9,12 +9,13 @@
 
 #![cfg(feature = "postgres")]
 
+#[path = "support/fake_server.rs"]
+mod fake_server;
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
 #[path = "support/postgres_url.rs"]
 mod postgres_url;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use postgres_server::{Server, free_port, have_postgres};
@@ -54,30 +55,6 @@ fn shared() -> Option<(String, url::Url)> {
     }
     with_secret.set_password(Some(SECRET)).unwrap();
     Some((base, with_secret))
-}
-
-/// A listener on a free loopback port that answers every connection with `answer` (after
-/// reading what the client sent first), then closes it; `None` holds connections open and
-/// silent.
-fn fake_server(answer: Option<&'static [u8]>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().take(16) {
-            let Ok(mut stream) = stream else { continue };
-            match answer {
-                Some(answer) => {
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                    let mut buf = [0u8; 512];
-                    let _ = stream.read(&mut buf);
-                    let _ = stream.write_all(answer);
-                }
-                None => held.push(stream),
-            }
-        }
-    });
-    port
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +199,7 @@ async fn nobody_listening_is_a_connection_error_in_bounded_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_times_out() {
-    let port = fake_server(None);
+    let port = fake_server::fake_server(None);
     let started = Instant::now();
     let url = format!("postgresql://postgres:{SECRET}@127.0.0.1:{port}/tooz?timeout=2");
     let err = bounded(
@@ -249,7 +226,7 @@ async fn a_server_that_is_not_postgresql_is_an_error_naming_it() {
         b"\x00\xff\xfe\x07 garbage \x1b[0m\r\nmore garbage",
     ];
     for answer in answers {
-        let port = fake_server(Some(answer));
+        let port = fake_server::fake_server(Some(answer));
         let started = Instant::now();
         let url = format!("postgresql://postgres:{SECRET}@127.0.0.1:{port}/tooz?timeout=2");
         let err = bounded("connect", Coordinator::connect(&url, "m"))
