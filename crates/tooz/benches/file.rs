@@ -134,7 +134,14 @@ async fn main() {
         lock.acquire().await.unwrap().release().await.unwrap();
     })
     .await;
-    let blocking_pairs = blocking::blocking_pairs(&url, "bench-blocking", "bench-lock-blocking");
+    let side_lock = coord.lock("bench-lock-compared");
+    let (async_pairs, blocking_pairs) =
+        blocking::compare(&url, "bench-blocking", "bench-lock-blocking", || {
+            blocking::async_round(|| async {
+                side_lock.acquire().await.unwrap().release().await.unwrap();
+            })
+        })
+        .await;
 
     let join_group = "rust-join-bench";
     coord.create_group(join_group).await.unwrap();
@@ -234,7 +241,7 @@ async fn main() {
         "floor: OFD lock + pread/pwrite counter + unlock: {floor_counter:.0} pairs/s; without the counter: {floor_bare:.0} pairs/s"
     );
     println!("ours / floor (with counter): {:.2}x", pairs / floor_counter);
-    blocking::print_blocking(pairs, blocking_pairs);
+    blocking::print_blocking(async_pairs, blocking_pairs);
     if py.is_none() {
         println!("python tooz: not measured (set TOOZ_PYTHON; scripts/bench does)");
     }

@@ -108,7 +108,14 @@ async fn main() {
         async move { lock.acquire().await.unwrap().release().await.unwrap() }
     })
     .await;
-    let blocking_1 = blocking::blocking_pairs(&url, "bench-blocking", "bench-lock-blocking");
+    let side_lock = coord.lock("bench-lock-compared");
+    let (async_1, blocking_1) =
+        blocking::compare(&url, "bench-blocking", "bench-lock-blocking", || {
+            blocking::async_round(|| async {
+                side_lock.acquire().await.unwrap().release().await.unwrap();
+            })
+        })
+        .await;
     let floor_conn = raw.clone();
     let floor_1 =
         rate::best_of_three(1, move |_| raw_pair(floor_conn.clone(), "solo".into())).await;
@@ -241,7 +248,7 @@ async fn main() {
         "one members() of 1,000: {requests} script request(s) from us (one round trip); \
          {commands} commands run by the server in all, the others inside the script"
     );
-    blocking::print_blocking(ours_1, blocking_1);
+    blocking::print_blocking(async_1, blocking_1);
     if py.is_none() {
         println!("python tooz: not measured (set TOOZ_PYTHON; scripts/bench does)");
     }
