@@ -24,6 +24,14 @@ struct GroupMap {
 }
 
 impl GroupMap {
+    /// The member ids, in entry order (an entry whose key is not an id reads as empty).
+    fn member_ids(&self) -> Vec<MemberId> {
+        self.entries
+            .iter()
+            .map(|(k, _)| MemberId::from(id_bytes(k).unwrap_or_default()))
+            .collect()
+    }
+
     fn position(&self, member: &MemberId) -> Option<usize> {
         self.entries
             .iter()
@@ -119,12 +127,11 @@ impl MemcachedBackend {
         Ok(if nil { reply.cas() } else { None })
     }
 
-    /// Finishes a deletion that stopped at its mark: the key, then the list entry.
-    async fn finish_deletion(&self, group: &GroupId, mark: u64) -> Result<()> {
+    /// Finishes a deletion once the group is marked: the key (only if it still holds the
+    /// mark `mark`, when given), then the list entry.
+    async fn finish_deletion(&self, group: &GroupId, mark: Option<u64>) -> Result<()> {
         let key = keys::group(group);
-        self.client
-            .run(&[Command::delete(&key, Some(mark))])
-            .await?;
+        self.client.run(&[Command::delete(&key, mark)]).await?;
         let id = group.as_bytes();
         self.update_group_list(|list| {
             let before = list.len();
@@ -235,11 +242,7 @@ impl MemcachedBackend {
                 group: group.clone(),
             });
         };
-        let ids: Vec<MemberId> = map
-            .entries
-            .iter()
-            .map(|(k, _)| MemberId::from(id_bytes(k).unwrap_or_default()))
-            .collect();
+        let ids = map.member_ids();
         let live = self.live(&ids).await?;
         let mut members = Vec::with_capacity(ids.len());
         for ((key, entry), (id, live)) in map.entries.iter().zip(ids.iter().zip(&live)) {
@@ -309,17 +312,13 @@ impl Groups for MemcachedBackend {
         loop {
             let Some(map) = self.read_group(group).await? else {
                 if let Some(mark) = self.deletion_mark(group).await? {
-                    self.finish_deletion(group, mark).await?;
+                    self.finish_deletion(group, Some(mark)).await?;
                 }
                 return Err(Error::GroupNotCreated {
                     group: group.clone(),
                 });
             };
-            let ids: Vec<MemberId> = map
-                .entries
-                .iter()
-                .map(|(k, _)| MemberId::from(id_bytes(k).unwrap_or_default()))
-                .collect();
+            let ids = map.member_ids();
             // Members whose key expired do not keep a group alive (they block it forever in
             // tooz).
             if self.live(&ids).await?.into_iter().any(|live| live) {
@@ -337,14 +336,7 @@ impl Groups for MemcachedBackend {
                 other => return Err(unexpected("deleting a group", other)),
             }
         }
-        self.client.run(&[Command::delete(&key, None)]).await?;
-        let id = group.as_bytes();
-        self.update_group_list(|list| {
-            let before = list.len();
-            list.retain(|g| id_bytes(g) != Some(id));
-            list.len() != before
-        })
-        .await
+        self.finish_deletion(group, None).await
     }
 
     async fn list_groups(&self) -> Result<Vec<GroupId>> {

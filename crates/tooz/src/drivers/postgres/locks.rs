@@ -3,7 +3,12 @@
 
 use md5::{Digest, Md5};
 
-use super::connection::bounded;
+use std::sync::Arc;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
+
+use super::connection::{Live, bounded};
 use super::{HeldLock, NAME, PostgresBackend};
 use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken};
 use crate::error::{Error, Result};
@@ -65,18 +70,10 @@ impl PostgresBackend {
                 },
             );
         }
-        let taken = match tooz_keys {
-            Some((k1, k2)) => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&key, &k1, &k2];
-                let acquire = live.client.query_one(&live.prepared.acquire, &params);
-                bounded(&self.options, "acquiring a lock", acquire).await
-            }
-            None => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
-                let acquire = live.client.query_one(&live.prepared.acquire, &params);
-                bounded(&self.options, "acquiring a lock", acquire).await
-            }
-        };
+        let acquire = &live.prepared.acquire;
+        let taken = self
+            .on_keys(&live, acquire, key, tooz_keys, "acquiring a lock")
+            .await;
         let row = match taken {
             Ok(row) => row,
             Err(e) => {
@@ -125,54 +122,73 @@ impl PostgresBackend {
     /// Python's only if ours was held (the acquire takes both or neither), so that another
     /// grant of ours sharing Python's 16-bit key keeps it.
     async fn undo(&self, owner: OwnerToken) -> Result<()> {
-        let Some(held) = self.shared.held().remove(&owner) else {
+        let Some((held, live)) = self.take_record(owner).await? else {
             return Ok(());
         };
+        let statement = match held.tooz_keys {
+            Some(_) => self.statement(&live, &self.sql.undo_with_tooz_keys).await?,
+            None => live.prepared.release.clone(),
+        };
+        self.on_keys(
+            &live,
+            &statement,
+            held.key,
+            held.tooz_keys,
+            "undoing an acquire",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Takes `owner`'s record off the table, with the live session if the lock was taken on
+    /// it (`None` when there is no record, or its session ended: the server freed it then).
+    async fn take_record(&self, owner: OwnerToken) -> Result<Option<(HeldLock, Arc<Live>)>> {
+        let Some(held) = self.shared.held().remove(&owner) else {
+            return Ok(None);
+        };
         let live = self.live().await?;
-        if live.generation != held.generation {
-            return Ok(());
-        }
-        let undone = match held.tooz_keys {
+        Ok((live.generation == held.generation).then_some((held, live)))
+    }
+
+    /// Runs a lock statement on `key`, and on Python's two keys when they are used.
+    async fn on_keys(
+        &self,
+        live: &Live,
+        statement: &Statement,
+        key: i64,
+        tooz_keys: Option<(i32, i32)>,
+        what: &str,
+    ) -> Result<Row> {
+        match tooz_keys {
             Some((k1, k2)) => {
-                let statement = self.statement(&live, &self.sql.undo_with_tooz_keys).await?;
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&held.key, &k1, &k2];
+                let params: [&(dyn ToSql + Sync); 3] = [&key, &k1, &k2];
                 bounded(
                     &self.options,
-                    "undoing an acquire",
-                    live.client.query_one(&statement, &params),
+                    what,
+                    live.client.query_one(statement, &params),
                 )
                 .await
             }
             None => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&held.key];
-                let release = live.client.query_one(&live.prepared.release, &params);
-                bounded(&self.options, "undoing an acquire", release).await
+                let params: [&(dyn ToSql + Sync); 1] = [&key];
+                bounded(
+                    &self.options,
+                    what,
+                    live.client.query_one(statement, &params),
+                )
+                .await
             }
-        };
-        undone.map(drop)
+        }
     }
 
     pub(super) async fn release_lock(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
-        let Some(held) = self.shared.held().remove(&owner) else {
+        let Some((held, live)) = self.take_record(owner).await? else {
             return Ok(false);
         };
-        let live = self.live().await?;
-        if live.generation != held.generation {
-            // Its session ended, and the server freed it then.
-            return Ok(false);
-        }
-        let row = match held.tooz_keys {
-            Some((k1, k2)) => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&held.key, &k1, &k2];
-                let release = live.client.query_one(&live.prepared.release, &params);
-                bounded(&self.options, "releasing a lock", release).await?
-            }
-            None => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&held.key];
-                let release = live.client.query_one(&live.prepared.release, &params);
-                bounded(&self.options, "releasing a lock", release).await?
-            }
-        };
+        let release = &live.prepared.release;
+        let row = self
+            .on_keys(&live, release, held.key, held.tooz_keys, "releasing a lock")
+            .await?;
         let released: bool = row.try_get(0)?;
         if !released {
             tracing::warn!(backend = NAME, lock = %name, "a lock we held was not held by our session");

@@ -36,7 +36,7 @@ impl Waiters {
 
     /// Drops a pushed grant the waiter will not take (it gave up; the server hands it on).
     pub(crate) fn forget_grant(&self, owner: OwnerToken) {
-        self.grants().remove(owner.to_hex().as_bytes());
+        self.take_grant(owner);
     }
 
     /// A hint that resolves when `owner`'s turn is announced, or after `poll` at the latest (a
