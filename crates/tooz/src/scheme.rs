@@ -96,6 +96,17 @@ const POSTGRES: Option<Opener> = Some(|url, member| {
 #[cfg(not(feature = "postgres"))]
 const POSTGRES: Option<Opener> = None;
 
+#[cfg(feature = "mysql")]
+const MYSQL: Option<Opener> = Some(|url, member| {
+    use crate::drivers::mysql::{MysqlBackend, MysqlOptions};
+    Ok(Box::new(MysqlBackend::new(
+        MysqlOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "mysql"))]
+const MYSQL: Option<Opener> = None;
+
 const fn planned(backend: &'static str, schemes: &'static [&'static str]) -> Registration {
     Registration {
         backend,
@@ -146,7 +157,13 @@ pub const REGISTRATIONS: &[Registration] = &[
         status: BackendStatus::Available,
         open: POSTGRES,
     },
-    planned("mysql", &["mysql"]),
+    Registration {
+        backend: "mysql",
+        schemes: &["mysql"],
+        feature: Some("mysql"),
+        status: BackendStatus::Available,
+        open: MYSQL,
+    },
     planned("consul", &["consul"]),
     planned("ipc", &["ipc"]),
 ];

@@ -7,7 +7,7 @@ use url::Url;
 
 use super::NAME;
 use crate::error::{Error, Result};
-use crate::options::{RedactedUrl, UrlOptions};
+use crate::options::{RedactedUrl, UrlOptions, percent_decode};
 
 const OPTIONS: &[&str] = &[
     "timeout",
@@ -225,24 +225,6 @@ impl PostgresOptions {
             tls,
         })
     }
-}
-
-/// `%XX` escapes of a URL part, decoded.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
