@@ -56,7 +56,7 @@
 //! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 | `etcd` | leases | planned |
 //! | `zookeeper://`, `kazoo://` | ZooKeeper | `zookeeper` | session, ephemeral nodes | planned |
 //! | `postgresql://`, `postgres://` | PostgreSQL 14+: session advisory locks on keys the server assigns per name (no collisions), durable fencing counters, groups and elections in tables (`drivers::postgres`) | `postgres` | the session (bounded by `idle_session_timeout`), rows timed by the server's clock | available |
-//! | `mysql://` | MySQL / MariaDB | `mysql` | `GET_LOCK` | planned |
+//! | `mysql://` | MySQL 5.7.5+ / MariaDB 10.0.2+: `GET_LOCK` on tooz's lock names (Python tooz's locks exclude ours), durable fencing counters, waits queued on the server, groups and elections in tables (`drivers::mysql`) | `mysql` | the connection (bounded by `wait_timeout`), rows timed by the server's clock | available |
 //!
 //! This table is [`REGISTRATIONS`] (a test holds the two together). A planned scheme is refused
 //! by [`Coordinator::connect`] with [`Error::InvalidUrl`] naming the backend; a backend whose
@@ -76,6 +76,7 @@
 //! | `memcached-tls` | no | `use_ssl=true` on `memcached://` (rustls; the server is always verified against `ca_cert`) |
 //! | `postgres` | no | `postgresql://` (`drivers::postgres`, with `tokio-postgres`) |
 //! | `postgres-tls` | no | `sslmode=require`, `verify-ca`, `verify-full` on `postgresql://` (rustls; the server is always verified against `sslrootcert`) |
+//! | `mysql` | no | `mysql://` (`drivers::mysql`, with `mysql_async`, pure Rust) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!

@@ -58,7 +58,12 @@ impl Changes {
         })
     }
 
-    #[cfg(any(feature = "file", feature = "redis", feature = "postgres", feature = "mysql"))]
+    #[cfg(any(
+        feature = "file",
+        feature = "redis",
+        feature = "postgres",
+        feature = "mysql"
+    ))]
     /// A hint that resolves at the next change we hear of, or after `poll` at the latest, for
     /// backends where others change things without telling us (another process, Python tooz).
     pub(crate) fn hint_or_poll(&self, poll: std::time::Duration) -> ChangeHint {

@@ -26,7 +26,11 @@ impl Elections for MysqlBackend {
             return Ok(None);
         }
         let rows = self
-            .rows("running for leader", &self.sql.led, (id, owner.to_hex()).into())
+            .rows(
+                "running for leader",
+                &self.sql.led,
+                (id, owner.to_hex()).into(),
+            )
             .await?;
         match rows.first() {
             Some(row) => Ok(Some(FencingToken::new(column::<u64>(row, 0)?))),
@@ -46,7 +50,11 @@ impl Elections for MysqlBackend {
 
     async fn leader(&self, group: &GroupId) -> Result<Option<MemberId>> {
         let rows = self
-            .rows("reading the leader", &self.sql.leader, (key(group.as_bytes()),).into())
+            .rows(
+                "reading the leader",
+                &self.sql.leader,
+                (key(group.as_bytes()),).into(),
+            )
             .await?;
         rows.first()
             .map(|row| column::<Vec<u8>>(row, 0).map(MemberId::from))

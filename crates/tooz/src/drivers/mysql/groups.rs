@@ -12,7 +12,11 @@ use crate::ids::{GroupId, MemberId};
 impl MysqlBackend {
     async fn group_exists(&self, group: &GroupId) -> Result<bool> {
         let rows = self
-            .rows("reading a group", &self.sql.group_exists, (key(group.as_bytes()),).into())
+            .rows(
+                "reading a group",
+                &self.sql.group_exists,
+                (key(group.as_bytes()),).into(),
+            )
             .await?;
         Ok(!rows.is_empty())
     }
@@ -52,7 +56,8 @@ impl Groups for MysqlBackend {
             .await?;
         if deleted == 1 {
             // The rows of members whose beat ran out go with it.
-            self.affected("deleting a group", clean, (id,).into()).await?;
+            self.affected("deleting a group", clean, (id,).into())
+                .await?;
             return Ok(());
         }
         let not_empty = Error::GroupNotEmpty {
@@ -63,7 +68,11 @@ impl Groups for MysqlBackend {
 
     async fn list_groups(&self) -> Result<Vec<GroupId>> {
         let rows = self
-            .rows("listing groups", &self.sql.list_groups, mysql_async::Params::Empty)
+            .rows(
+                "listing groups",
+                &self.sql.list_groups,
+                mysql_async::Params::Empty,
+            )
             .await?;
         rows.iter()
             .map(|row| column::<Vec<u8>>(row, 0).map(GroupId::from))
@@ -146,7 +155,11 @@ impl Groups for MysqlBackend {
     ) -> Result<Capabilities> {
         let params = (key(group.as_bytes()), key(member.as_bytes()));
         let rows = self
-            .rows("reading capabilities", &self.sql.member_capabilities, params.into())
+            .rows(
+                "reading capabilities",
+                &self.sql.member_capabilities,
+                params.into(),
+            )
             .await?;
         match rows.first() {
             Some(row) => Capabilities::decode(&column::<Vec<u8>>(row, 0)?),
@@ -172,12 +185,20 @@ impl Groups for MysqlBackend {
         );
         // Found rather than changed: the same capabilities again change nothing, yet succeed.
         let rows = self
-            .rows("updating capabilities", &self.sql.update_capabilities, params.into())
+            .rows(
+                "updating capabilities",
+                &self.sql.update_capabilities,
+                params.into(),
+            )
             .await;
         rows?;
         let member = (key(group.as_bytes()), self.member_key.clone());
         let found = self
-            .rows("updating capabilities", &self.sql.member_capabilities, member.into())
+            .rows(
+                "updating capabilities",
+                &self.sql.member_capabilities,
+                member.into(),
+            )
             .await?;
         if !found.is_empty() {
             return Ok(());

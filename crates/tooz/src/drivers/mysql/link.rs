@@ -12,7 +12,7 @@ use mysql_async::{Conn, OptsBuilder, Params, Row};
 use tokio::time::Instant;
 
 use super::error::{interrupted, mysql_error};
-use super::{MysqlOptions, NAME, Sql};
+use super::{MysqlOptions, NAME};
 use crate::error::{Error, Result};
 
 /// The oldest servers whose `GET_LOCK` lets one session hold several locks: before them a
@@ -62,12 +62,12 @@ impl Failure {
 }
 
 impl Link {
-    /// Connects, checks the server, bounds idle time and creates the schema if `schema` says.
+    /// Connects, checks the server, bounds idle time and runs `schema` (the tables, on the
+    /// backend's first connection).
     pub(super) async fn open(
         options: &MysqlOptions,
-        sql: &Sql,
+        schema: Option<&[String]>,
         generation: u64,
-        schema: bool,
     ) -> Result<Self> {
         let wait_timeout = options.lock_timeout.as_secs_f64().ceil() as usize;
         let mut builder = OptsBuilder::default()
@@ -127,9 +127,9 @@ impl Link {
             "SET SESSION wait_timeout = {wait_timeout}, innodb_lock_wait_timeout = {row_wait}"
         );
         bounded(options, "setting up the connection", conn.query_drop(bound)).await?;
-        if schema {
+        if let Some(schema) = schema {
             let create = async {
-                for table in &sql.schema {
+                for table in schema {
                     conn.query_drop(table).await?;
                 }
                 Ok::<_, mysql_async::Error>(())

@@ -116,10 +116,7 @@ impl MysqlBackend {
         {
             // First on the session, without waiting.
             let mut main = self.main.lock().await;
-            let link = match &mut *main {
-                Some(link) => link,
-                None => main.insert(self.open_link().await?),
-            };
+            let link = self.session(&mut main).await?;
             let generation = link.generation;
             match self.attempt(link, &request, &server_name, 0).await {
                 Ok(Attempt::Granted(token)) => return Ok(Some(token)),
@@ -149,7 +146,9 @@ impl MysqlBackend {
         let generation = link.generation;
         self.waiting().insert(request.owner, link.id());
         let wait_secs = self.options.lock_timeout.as_secs().max(1);
-        let attempt = self.attempt(&mut link, request, server_name, wait_secs).await;
+        let attempt = self
+            .attempt(&mut link, request, server_name, wait_secs)
+            .await;
         self.waiting().remove(&request.owner);
         match attempt {
             Ok(Attempt::Granted(token)) => {
@@ -172,11 +171,7 @@ impl MysqlBackend {
     /// idleness is closed instead).
     async fn spare(&self) -> Result<Link> {
         loop {
-            let spare = self
-                .spares
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
+            let spare = self.spares.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match spare {
                 Some(link) if link.maybe_expired(&self.options) => {
                     link.close(&self.options).await;
@@ -221,7 +216,13 @@ impl MysqlBackend {
             match main.as_mut() {
                 Some(link) if link.generation == held.generation => {
                     let release = link
-                        .run(&self.options, self.options.timeout, "releasing a lock", &self.sql.release, params())
+                        .run(
+                            &self.options,
+                            self.options.timeout,
+                            "releasing a lock",
+                            &self.sql.release,
+                            params(),
+                        )
                         .await;
                     if release.is_err() {
                         main.take();
@@ -252,7 +253,7 @@ impl MysqlBackend {
                 return Ok(false);
             }
         };
-        self.lock_changes.notify();
+        self.shared.lock_changes.notify();
         let released = outcome
             .rows
             .first()
@@ -279,7 +280,13 @@ impl MysqlBackend {
             return Err(Failure::Lost(error::unexpected("the connection is closed")));
         };
         let outcome = link
-            .run(&self.options, self.options.timeout, "releasing a lock", &self.sql.release, params)
+            .run(
+                &self.options,
+                self.options.timeout,
+                "releasing a lock",
+                &self.sql.release,
+                params,
+            )
             .await;
         let still_holds = self
             .held()

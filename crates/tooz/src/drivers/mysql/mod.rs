@@ -16,12 +16,16 @@
 //!   is released, in the order the server queues its waiters (MariaDB and MySQL grant user
 //!   locks first come, first served), and keeps that connection until it releases the lock.
 //!   A waiter that gives up has its wait cut by `KILL QUERY`.
-//! * **A lost connection is a lost lock.** Every statement error that ends a connection ends
-//!   its grants, reported at once; heartbeats check every connection that holds a lock. A
-//!   holder cut off by a partition is bounded on the server: each connection's `wait_timeout`
-//!   is `lock_timeout` (rounded up to whole seconds), so the server frees its locks that long
-//!   after its last heartbeat, not after TCP's hours, and the local lease (90% of it) fires
-//!   `lost()` first.
+//! * **A lost connection is a lost lock, reported at once.** The session holds a sentinel lock
+//!   that a watcher, on one more connection, waits for: the moment the server ends the session
+//!   (`KILL`, a crash, `wait_timeout`) the watcher is granted it and the session's locks are
+//!   reported lost. A lock granted to a waiting acquire lives on that acquire's connection,
+//!   which heartbeats check; any statement error that ends a connection ends its grants too.
+//!   A holder cut off by a partition is bounded on the server: each connection's
+//!   `wait_timeout` is `lock_timeout` (rounded up to whole seconds), so the server frees its
+//!   locks that long after its last heartbeat, not after TCP's hours, and the local lease (90%
+//!   of it) fires `lost()` first. A coordinator thus uses two connections, plus one per
+//!   acquire waiting or holding a lock it waited for.
 //! * **Groups and elections** are rows, live by the server's clock (`UTC_TIMESTAMP(6)`, never
 //!   ours): a member's beat row and a leader's lease row are renewed by heartbeats; expired
 //!   members are pruned as they are read. Watches poll (MySQL pushes nothing).
@@ -31,9 +35,9 @@
 //! What this backend cannot promise, by the nature of session locks and server time:
 //!
 //! * A connection the server ends on its side (`KILL`, a crash, a failover to a replica,
-//!   which holds no `GET_LOCK` locks) frees its locks there first; we hear of it at the next
-//!   statement or heartbeat on that connection. Fencing tokens are what protects a resource
-//!   across such an end.
+//!   which holds no `GET_LOCK` locks) frees its locks there first; we hear of it a network
+//!   trip later (the watcher), or at the next heartbeat for a lock a waiting acquire was
+//!   granted. Fencing tokens are what protects a resource across such an end.
 //! * Memberships and leaderships are timed by the database host's clock: a forward step of
 //!   that clock shortens them. Our host's clock is never used.
 //! * TLS (tooz's `ssl_*` options) is not offered yet: such a URL is refused, never connected
@@ -46,10 +50,11 @@ mod error;
 mod groups;
 mod link;
 mod locks;
+mod monitor;
 mod options;
 mod sql;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -92,16 +97,61 @@ pub struct MysqlBackend {
     main: tokio::sync::Mutex<Option<Link>>,
     /// Idle connections for waiting acquires.
     spares: Mutex<Vec<Link>>,
+    /// The connection each waiting owner waits on (for `KILL QUERY` when it gives up).
+    waiting: Mutex<HashMap<OwnerToken, u32>>,
+    generation: AtomicU64,
+    shared: Arc<Shared>,
+    schema_ready: AtomicBool,
+}
+
+/// What the backend shares with the task watching its session.
+#[derive(Debug, Default)]
+struct Shared {
     /// Connections a waiting acquire was granted a lock on, until they hold nothing.
     pinned: Mutex<HashMap<u64, Pinned>>,
     /// Every lock taken (or being taken), by owner.
     held: Mutex<HashMap<OwnerToken, HeldLock>>,
-    /// The connection each waiting owner waits on (for `KILL QUERY` when it gives up).
-    waiting: Mutex<HashMap<OwnerToken, u32>>,
-    generation: AtomicU64,
+    /// Connections known to have ended on the server (the watcher saw it).
+    ended: Mutex<HashSet<u64>>,
     losses: Mutex<Option<Losses>>,
     lock_changes: Changes,
-    schema_ready: AtomicBool,
+}
+
+impl Shared {
+    fn held(&self) -> MutexGuard<'_, HashMap<OwnerToken, HeldLock>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pinned(&self) -> MutexGuard<'_, HashMap<u64, Pinned>> {
+        self.pinned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ended(&self) -> MutexGuard<'_, HashSet<u64>> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connection `generation` ended: the server freed its locks, so every lock taken on it
+    /// is lost, and said so now rather than at the next heartbeat.
+    fn link_ended(&self, generation: u64) {
+        let lost: Vec<OwnerToken> = {
+            let mut held = self.held();
+            let lost: Vec<OwnerToken> = held
+                .iter()
+                .filter(|(_, h)| h.generation == generation)
+                .map(|(owner, _)| *owner)
+                .collect();
+            for owner in &lost {
+                held.remove(owner);
+            }
+            lost
+        };
+        self.pinned().remove(&generation);
+        let losses = self.losses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(losses) = losses.as_ref() {
+            losses.grants_lost(lost);
+        }
+        self.lock_changes.notify();
+    }
 }
 
 /// A lock held: the server's name for it and the connection holding it.
@@ -150,54 +200,42 @@ impl MysqlBackend {
             sql,
             main: tokio::sync::Mutex::new(None),
             spares: Mutex::new(Vec::new()),
-            pinned: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
-            losses: Mutex::new(None),
-            lock_changes: Changes::default(),
+            shared: Arc::default(),
             schema_ready: AtomicBool::new(false),
         }
     }
 
     fn held(&self) -> MutexGuard<'_, HashMap<OwnerToken, HeldLock>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.held()
     }
 
     fn pinned(&self) -> MutexGuard<'_, HashMap<u64, Pinned>> {
-        self.pinned.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.pinned()
     }
 
     /// A new connection (the first one of this backend creates the tables if needed).
     async fn open_link(&self) -> Result<Link> {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let schema = !self.schema_ready.load(Ordering::Acquire);
-        let link = Link::open(&self.options, &self.sql, generation, schema).await?;
+        let schema = schema.then_some(self.sql.schema.as_slice());
+        let link = Link::open(&self.options, schema, generation).await?;
         self.schema_ready.store(true, Ordering::Release);
         Ok(link)
     }
 
-    /// Connection `generation` ended: the server freed its locks, so every lock taken on it
-    /// is lost, and said so now rather than at the next heartbeat.
     fn link_ended(&self, generation: u64) {
-        let lost: Vec<OwnerToken> = {
-            let mut held = self.held();
-            let lost: Vec<OwnerToken> = held
-                .iter()
-                .filter(|(_, h)| h.generation == generation)
-                .map(|(owner, _)| *owner)
-                .collect();
-            for owner in &lost {
-                held.remove(owner);
-            }
-            lost
-        };
-        self.pinned().remove(&generation);
-        let losses = self.losses.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(losses) = losses.as_ref() {
-            losses.grants_lost(lost);
-        }
-        self.lock_changes.notify();
+        self.shared.link_ended(generation);
+    }
+
+    /// A new session: a connection, with a sentinel lock that a watcher waits on, so that
+    /// the moment the server ends the session (`KILL`, a crash, `wait_timeout`) its locks are
+    /// reported lost.
+    async fn open_main(&self) -> Result<Link> {
+        let mut link = self.open_link().await?;
+        monitor::watch(&self.options, &self.shared, &mut link).await?;
+        Ok(link)
     }
 
     /// Runs `sql` on the coordinator's session, opening one if there is none.
@@ -215,12 +253,12 @@ impl MysqlBackend {
         sql: &str,
         params: Params,
     ) -> Result<Outcome> {
-        let link = match main {
-            Some(link) => link,
-            None => main.insert(self.open_link().await?),
-        };
+        let link = self.session(main).await?;
         let generation = link.generation;
-        match link.run(&self.options, self.options.timeout, what, sql, params).await {
+        match link
+            .run(&self.options, self.options.timeout, what, sql, params)
+            .await
+        {
             Ok(outcome) => Ok(outcome),
             Err(Failure::Refused(e)) => Err(e),
             // Nothing interrupts the session's statements but a stranger: its state is not
@@ -232,6 +270,19 @@ impl MysqlBackend {
                 self.link_ended(generation);
                 Err(failure.into_error())
             }
+        }
+    }
+
+    /// The live session in `main`, opening one if there is none or the watcher saw it end.
+    async fn session<'m>(&self, main: &'m mut Option<Link>) -> Result<&'m mut Link> {
+        if let Some(link) = main.as_ref()
+            && self.shared.ended().remove(&link.generation)
+        {
+            main.take();
+        }
+        match main {
+            Some(link) => Ok(link),
+            None => Ok(main.insert(self.open_main().await?)),
         }
     }
 
@@ -249,10 +300,18 @@ impl MysqlBackend {
     async fn start_member(&self) -> Result<()> {
         let ms = micros(self.options.membership_timeout);
         let [clean, beat] = [&self.sql.start_member[0], &self.sql.start_member[1]];
-        self.affected("starting the member", clean, (self.member_key.clone(),).into())
-            .await?;
-        self.affected("starting the member", beat, (self.member_key.clone(), ms).into())
-            .await?;
+        self.affected(
+            "starting the member",
+            clean,
+            (self.member_key.clone(),).into(),
+        )
+        .await?;
+        self.affected(
+            "starting the member",
+            beat,
+            (self.member_key.clone(), ms).into(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -269,7 +328,13 @@ impl MysqlBackend {
                 continue;
             };
             let ping = held
-                .run(&self.options, self.options.timeout, "a heartbeat", "DO 0", Params::Empty)
+                .run(
+                    &self.options,
+                    self.options.timeout,
+                    "a heartbeat",
+                    "DO 0",
+                    Params::Empty,
+                )
                 .await;
             if ping.is_err() {
                 guard.take();
@@ -287,7 +352,7 @@ impl Backend for MysqlBackend {
     }
 
     async fn start(&self, losses: Losses) -> Result<Started> {
-        *self.losses.lock().unwrap_or_else(|e| e.into_inner()) = Some(losses);
+        *self.shared.losses.lock().unwrap_or_else(|e| e.into_inner()) = Some(losses);
         self.start_member().await?;
         let characteristics = Characteristics::new(&[
             Characteristic::DistributedAcrossThreads,
@@ -305,8 +370,13 @@ impl Backend for MysqlBackend {
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
         let mut report = BeatReport::default();
-        let beat = (micros(self.options.membership_timeout), self.member_key.clone());
-        let beats = self.affected("a heartbeat", &self.sql.beat, beat.into()).await?;
+        let beat = (
+            micros(self.options.membership_timeout),
+            self.member_key.clone(),
+        );
+        let beats = self
+            .affected("a heartbeat", &self.sql.beat, beat.into())
+            .await?;
         if beats == 0 {
             // Our beat ran out: peers may have pruned us, so every membership is lost, and our
             // rows are gone before the beat comes back (no ghost member).
@@ -317,7 +387,11 @@ impl Backend for MysqlBackend {
         } else if !held.memberships.is_empty() {
             // Removed by someone else (another coordinator of our member id, say).
             let rows = self
-                .rows("a heartbeat", &self.sql.joined, (self.member_key.clone(),).into())
+                .rows(
+                    "a heartbeat",
+                    &self.sql.joined,
+                    (self.member_key.clone(),).into(),
+                )
                 .await?;
             let mut joined = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -344,9 +418,9 @@ impl Backend for MysqlBackend {
         let pinned: Vec<u64> = self.pinned().keys().copied().collect();
         let locks = self.held();
         for (_, owner) in &held.locks {
-            let alive = locks.get(owner).is_some_and(|h| {
-                Some(h.generation) == main || pinned.contains(&h.generation)
-            });
+            let alive = locks
+                .get(owner)
+                .is_some_and(|h| Some(h.generation) == main || pinned.contains(&h.generation));
             if !alive {
                 report.lost_locks.push(*owner);
             }
@@ -356,7 +430,11 @@ impl Backend for MysqlBackend {
 
     async fn stop(&self) -> Result<()> {
         let result = self
-            .affected("stopping", &self.sql.stop_member, (self.member_key.clone(),).into())
+            .affected(
+                "stopping",
+                &self.sql.stop_member,
+                (self.member_key.clone(),).into(),
+            )
             .await
             .map(drop);
         // Closing the connections frees whatever they still hold on the server.
@@ -391,7 +469,7 @@ impl Backend for MysqlBackend {
 
     fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
         match topic {
-            Topic::Lock(..) => Some(self.lock_changes.hint_or_poll(UNANNOUNCED_POLL)),
+            Topic::Lock(..) => Some(self.shared.lock_changes.hint_or_poll(UNANNOUNCED_POLL)),
             Topic::Group(_) | Topic::Leader(_) => None,
         }
     }

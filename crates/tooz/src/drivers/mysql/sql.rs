@@ -94,9 +94,7 @@ impl Sql {
             // A member id of ours whose beat ran out left rows that would come back to life
             // with a new beat: they go first (unless another process of that id is live).
             start_member: vec![
-                format!(
-                    "DELETE m FROM {p}members m WHERE m.member = ? AND NOT {live}"
-                ),
+                format!("DELETE m FROM {p}members m WHERE m.member = ? AND NOT {live}"),
                 format!(
                     "INSERT INTO {p}beats (member, expires)
                      VALUES (?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)
