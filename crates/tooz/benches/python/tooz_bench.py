@@ -7,6 +7,9 @@ Usage: tooz_bench.py ring
        tooz_bench.py memcached URL GROUP_1000
        tooz_bench.py postgresql URL
          (locks only: tooz's PostgreSQL driver has no groups; it opens a connection per acquire)
+       tooz_bench.py mysql URL
+         (locks only: tooz's MySQL driver has no groups; it opens a connection per acquire and
+         closes it at release)
        tooz_bench.py contention-worker MODE URL LOCK MEMBER COUNTER HOLD_MS
          (one worker process of benches/contention.rs, which starts it and drives it)
 """
@@ -131,9 +134,9 @@ def server(url, group_1000):
     coord.stop()
 
 
-def postgresql(url):
-    """Lock pairs through tooz's (deprecated) PostgreSQL driver; its deprecation warning goes
-    to stderr, never into the figures on stdout."""
+def locks_only(url):
+    """Lock pairs through a driver with locks only: tooz's (deprecated) PostgreSQL driver, or
+    its MySQL driver. A deprecation warning goes to stderr, never into the figures on stdout."""
     coord = coordination.get_coordinator(url, b"py-bench")
     coord.start(start_heart=False)
     lock_pairs(coord)
@@ -195,6 +198,7 @@ if __name__ == "__main__":
         "file": file,
         "redis": server,
         "memcached": server,
-        "postgresql": postgresql,
+        "postgresql": locks_only,
+        "mysql": locks_only,
         "contention-worker": contention_worker,
     }[sys.argv[1]](*sys.argv[2:])
