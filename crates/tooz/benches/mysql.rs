@@ -105,9 +105,7 @@ impl Floor {
         // Over TCP, as the driver connects (on a local host mysql_async would otherwise move
         // to the server's Unix socket).
         let opts = OptsBuilder::from_opts(opts).prefer_socket(false);
-        let mut conn = Conn::new(opts)
-            .await
-            .expect("a MySQL or MariaDB server");
+        let mut conn = Conn::new(opts).await.expect("a MySQL or MariaDB server");
         conn.query_drop(SCHEMA).await.unwrap();
         let acquire = conn.prep(ACQUIRE).await.unwrap();
         let release = conn.prep(RELEASE).await.unwrap();
@@ -262,11 +260,12 @@ async fn main() {
     let (mut ours, mut floors) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
     for _ in 0..ROUNDS {
         let l = lock.clone();
-        let rate = tokio::spawn(async move {
-            round!(l.acquire().await.unwrap().release().await.unwrap())
-        })
-        .await
-        .unwrap();
+        let rate =
+            tokio::spawn(
+                async move { round!(l.acquire().await.unwrap().release().await.unwrap()) },
+            )
+            .await
+            .unwrap();
         ours.push(rate);
         coord.heartbeat().await.unwrap();
         let (f, rate) = tokio::spawn(async move {
@@ -314,11 +313,21 @@ async fn main() {
     );
     println!(
         "{:<40} {:>11.3} {:>11} {:>11} {:>8} {:>9}",
-        "hand-off: wake-up median ms", ms(handoff_median), "-", "-", "-", "-"
+        "hand-off: wake-up median ms",
+        ms(handoff_median),
+        "-",
+        "-",
+        "-",
+        "-"
     );
     println!(
         "{:<40} {:>11.3} {:>11} {:>11} {:>8} {:>9}",
-        "hand-off: wake-up p99 ms", ms(handoff_p99), "-", "-", "-", "-"
+        "hand-off: wake-up p99 ms",
+        ms(handoff_p99),
+        "-",
+        "-",
+        "-",
+        "-"
     );
     println!(
         "(lock pairs: medians of {ROUNDS} alternating {}s rounds; ours {}; floor {})",

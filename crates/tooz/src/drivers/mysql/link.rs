@@ -27,6 +27,8 @@ pub(super) struct Link {
     pub(super) generation: u64,
     /// When it last answered (an idle one lives only `wait_timeout` on the server).
     used: Instant,
+    /// The server is MariaDB (not MySQL).
+    pub(super) mariadb: bool,
 }
 
 /// What a statement returned: its rows, and its OK packet's counts.
@@ -79,8 +81,11 @@ impl Link {
             .prefer_socket(false)
             // (What the server will be told, below, so that the client knows it too.)
             .wait_timeout(Some(wait_timeout.max(1)))
-            // A peer that vanished without a word is noticed from our side too.
-            .tcp_keepalive(Some(Duration::from_secs(1).max(options.lock_timeout / 2)))
+            // A peer that vanished without a word is noticed from our side too (within the
+            // kernel's limit of 32,767 s for the first probe).
+            .tcp_keepalive(Some(
+                (options.lock_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+            ))
             .stmt_cache_size(64);
         if let Some(socket) = &options.socket {
             builder = builder.socket(Some(socket.clone()));
@@ -127,6 +132,13 @@ impl Link {
             "SET SESSION wait_timeout = {wait_timeout}, innodb_lock_wait_timeout = {row_wait}"
         );
         bounded(options, "setting up the connection", conn.query_drop(bound)).await?;
+        let version: Option<String> = bounded(
+            options,
+            "setting up the connection",
+            conn.query_first("SELECT VERSION()"),
+        )
+        .await?;
+        let mariadb = version.is_some_and(|v| v.contains("MariaDB"));
         if let Some(schema) = schema {
             let create = async {
                 for table in schema {
@@ -140,6 +152,7 @@ impl Link {
             conn,
             generation,
             used: Instant::now(),
+            mariadb,
         })
     }
 

@@ -16,16 +16,34 @@ const MARKER: &str = "~tooz-sha256:";
 /// The longest lock name MySQL takes, in characters.
 const LONGEST_NAME: usize = 64;
 
+/// How long a lock name the server takes may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NameLimit {
+    /// MySQL: 64 characters.
+    Mysql,
+    /// MariaDB: 192 bytes (64 characters of its old 3-byte UTF-8).
+    Mariadb,
+}
+
+impl NameLimit {
+    fn admits(self, text: &str) -> bool {
+        match self {
+            Self::Mysql => text.chars().count() <= LONGEST_NAME,
+            Self::Mariadb => text.len() <= 3 * LONGEST_NAME,
+        }
+    }
+}
+
 /// The server's name for a lock: tooz's own name (so that Python tooz's locks and ours
-/// exclude each other), unless the server cannot take it as it is — empty, not UTF-8, over 64
-/// characters, or holding a NUL (the server ends the name there) — or it begins with
+/// exclude each other), unless the server cannot take it as it is — empty, not UTF-8, too
+/// long for `limit`, or holding a NUL (the server ends the name there) — or it begins with
 /// [`MARKER`] (in any case: MySQL folds case); then the marker and the first 51 hex digits of
 /// the name's SHA-256, which no name taken as it is can equal.
-pub(super) fn server_name(name: &LockName) -> String {
+pub(super) fn server_name(name: &LockName, limit: NameLimit) -> String {
     let as_is = std::str::from_utf8(name.as_bytes()).ok().filter(|text| {
         !text.is_empty()
             && !text.contains('\0')
-            && text.chars().count() <= LONGEST_NAME
+            && limit.admits(text)
             && !text
                 .get(..MARKER.len())
                 .is_some_and(|start| start.eq_ignore_ascii_case(MARKER))
@@ -45,6 +63,14 @@ enum Attempt {
 }
 
 impl MysqlBackend {
+    /// The lock-name rule of the server we talk to (MySQL's, the stricter, until we know).
+    fn name_limit(&self) -> NameLimit {
+        match self.mariadb.get() {
+            Some(true) => NameLimit::Mariadb,
+            _ => NameLimit::Mysql,
+        }
+    }
+
     fn waiting(&self) -> MutexGuard<'_, std::collections::HashMap<OwnerToken, u32>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -112,7 +138,7 @@ impl MysqlBackend {
                 backend: NAME,
             });
         }
-        let server_name = server_name(request.name);
+        let server_name = server_name(request.name, self.name_limit());
         {
             // First on the session, without waiting.
             let mut main = self.main.lock().await;
@@ -301,5 +327,44 @@ impl MysqlBackend {
             }
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_server_cannot_take_are_hashed_apart() {
+        let name = |s: &[u8]| LockName::from(s.to_vec());
+        let crab64 = "\u{1F980}".repeat(64);
+        let crab48 = "\u{1F980}".repeat(48);
+        assert_eq!(server_name(&name(b"plain"), NameLimit::Mysql), "plain");
+        assert_eq!(
+            server_name(&name(crab64.as_bytes()), NameLimit::Mysql),
+            crab64
+        );
+        assert!(server_name(&name(crab64.as_bytes()), NameLimit::Mariadb).starts_with(MARKER));
+        assert_eq!(
+            server_name(&name(crab48.as_bytes()), NameLimit::Mariadb),
+            crab48
+        );
+        let long = "x".repeat(100);
+        assert_eq!(
+            server_name(&name(long.as_bytes()), NameLimit::Mariadb),
+            long
+        );
+        assert!(server_name(&name(long.as_bytes()), NameLimit::Mysql).starts_with(MARKER));
+        for limit in [NameLimit::Mysql, NameLimit::Mariadb] {
+            for hashed in [&b""[..], b"a\0b", b"\xff\xfe", b"~TOOZ-sha256:abc"] {
+                let server = server_name(&name(hashed), limit);
+                assert!(server.starts_with(MARKER), "{hashed:?}: {server}");
+                assert_eq!(server.len(), LONGEST_NAME);
+            }
+            assert_ne!(
+                server_name(&name(b"a\0b"), limit),
+                server_name(&name(b"a\0c"), limit)
+            );
+        }
     }
 }

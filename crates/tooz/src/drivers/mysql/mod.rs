@@ -57,7 +57,7 @@ mod sql;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -102,6 +102,8 @@ pub struct MysqlBackend {
     generation: AtomicU64,
     shared: Arc<Shared>,
     schema_ready: AtomicBool,
+    /// Whether the server is MariaDB (its lock names may be longer), once connected.
+    mariadb: OnceLock<bool>,
 }
 
 /// What the backend shares with the task watching its session.
@@ -204,6 +206,7 @@ impl MysqlBackend {
             generation: AtomicU64::new(0),
             shared: Arc::default(),
             schema_ready: AtomicBool::new(false),
+            mariadb: OnceLock::new(),
         }
     }
 
@@ -222,6 +225,7 @@ impl MysqlBackend {
         let schema = schema.then_some(self.sql.schema.as_slice());
         let link = Link::open(&self.options, schema, generation).await?;
         self.schema_ready.store(true, Ordering::Release);
+        let _ = self.mariadb.set(link.mariadb);
         Ok(link)
     }
 
