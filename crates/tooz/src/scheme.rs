@@ -107,6 +107,17 @@ const MYSQL: Option<Opener> = Some(|url, member| {
 #[cfg(not(feature = "mysql"))]
 const MYSQL: Option<Opener> = None;
 
+#[cfg(feature = "etcd")]
+const ETCD: Option<Opener> = Some(|url, member| {
+    use crate::drivers::etcd::{EtcdBackend, EtcdOptions};
+    Ok(Box::new(EtcdBackend::new(
+        EtcdOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "etcd"))]
+const ETCD: Option<Opener> = None;
+
 const fn planned(backend: &'static str, schemes: &'static [&'static str]) -> Registration {
     Registration {
         backend,
@@ -148,7 +159,13 @@ pub const REGISTRATIONS: &[Registration] = &[
         status: BackendStatus::Available,
         open: MEMCACHED,
     },
-    planned("etcd", &["etcd3+http", "etcd3+https", "etcd"]),
+    Registration {
+        backend: "etcd",
+        schemes: &["etcd3+http", "etcd3+https", "etcd"],
+        feature: Some("etcd"),
+        status: BackendStatus::Available,
+        open: ETCD,
+    },
     planned("zookeeper", &["zookeeper", "kazoo"]),
     Registration {
         backend: "postgres",

@@ -1,0 +1,417 @@
+//! `etcd3+http://` (also `etcd://`): etcd v3, the coordination service for when one host is
+//! not enough. Python tooz's key layout (through etcd's JSON gateway there, gRPC here), so a
+//! Python tooz process and ours see the same groups, members and capabilities, and exclude
+//! each other on locks.
+//!
+//! * **One session lease per coordinator**, as Go's `concurrency.Session`: members, locks and
+//!   leaderships all live on it, heartbeats keep it alive (three times per TTL), and when etcd
+//!   says it expired, everything on it is reported lost (never quietly re-taken) and a new
+//!   lease starts by itself.
+//! * **Locks** are Python tooz's keys, `/tooz/locks<name>`, created only if absent (so Python's
+//!   locks and ours exclude each other), released by a transaction comparing our value. The
+//!   fencing token is the key's create revision: etcd's revision counter, strictly increasing
+//!   for every write, so tokens grow across holders and names alike.
+//! * **Waiters watch** the lock key for its deletion from the revision they last saw (no
+//!   polling; a release is seen within a network trip), and groups and leaders likewise: every
+//!   wake-up is pushed by etcd's watch API. Waiters of one lock all wake when it is released,
+//!   and the fastest takes it: there is no queue (nor in Python tooz's layout).
+//! * **Groups** are tooz's keys; ours list them without Python's bugs (members listed as
+//!   groups, group `a/b` listed as a member of `a`) without changing what Python sees, and a
+//!   member id may not hold `/` (its key would be another group's). **Leaders** live under
+//!   `tooz-rs/leaders/`, a prefix tooz never reads (its etcd driver has no elections).
+//!
+//! The options are listed on [`EtcdOptions`].
+
+mod election;
+mod error;
+mod groups;
+mod keys;
+mod locks;
+mod options;
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, ConnectOptions, LeaseKeepAliveStream, LeaseKeeper, ResponseHeader, Txn, TxnOp,
+    TxnOpResponse, WatchFilterType, WatchOptions,
+};
+
+use crate::backend::{
+    Backend, BeatReport, ChangeHint, Elections, FencingToken, Groups, Held, LockRequest, Losses,
+    OwnerToken, Started, Topic,
+};
+use crate::characteristics::{Characteristic, Characteristics};
+use crate::error::{Error, Result};
+use crate::ids::{LockName, MemberId};
+pub use options::EtcdOptions;
+
+const NAME: &str = "etcd";
+
+/// One coordinator's session with an etcd cluster.
+pub struct EtcdBackend {
+    options: EtcdOptions,
+    member: MemberId,
+    client: OnceLock<Client>,
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// The session lease's id (0 before the first).
+    lease: AtomicI64,
+    /// The highest revision any answer carried: a watch from just past it misses nothing a
+    /// check made afterwards could not see.
+    seen: AtomicI64,
+}
+
+/// The session lease and its keep-alive stream.
+struct Session {
+    lease: i64,
+    keeper: LeaseKeeper,
+    stream: LeaseKeepAliveStream,
+}
+
+impl fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdBackend")
+            .field("options", &self.options)
+            .field("member", &self.member)
+            .field("lease", &self.lease.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An owner token as a key's value (16 bytes, as Python's uuid4 values).
+fn owner_bytes(owner: OwnerToken) -> Vec<u8> {
+    owner.as_u128().to_be_bytes().to_vec()
+}
+
+impl EtcdBackend {
+    /// A backend for `member` on the cluster in `options` (connected by `start`).
+    pub fn new(options: EtcdOptions, member: MemberId) -> Self {
+        Self {
+            options,
+            member,
+            client: OnceLock::new(),
+            session: tokio::sync::Mutex::new(None),
+            lease: AtomicI64::new(0),
+            seen: AtomicI64::new(0),
+        }
+    }
+
+    /// The client (a cheap handle; etcd-client's calls take `&mut`).
+    fn client(&self) -> Result<Client> {
+        self.client.get().cloned().ok_or(Error::Backend {
+            backend: NAME,
+            source: "not started".into(),
+        })
+    }
+
+    fn lease(&self) -> i64 {
+        self.lease.load(Ordering::Acquire)
+    }
+
+    /// Notes the revision an answer carried.
+    fn saw(&self, header: Option<&ResponseHeader>) -> i64 {
+        let revision = header.map_or(0, ResponseHeader::revision);
+        self.seen.fetch_max(revision, Ordering::AcqRel);
+        revision
+    }
+
+    /// Bounds a request by the `timeout` option.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.options.timeout, request).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => Err(Error::Connection {
+                backend: NAME,
+                source: format!(
+                    "{what}: {} did not answer within {:?}",
+                    self.options.url, self.options.timeout
+                )
+                .into(),
+            }),
+        }
+    }
+
+    /// Runs `txn`: whether its comparisons held, its responses, and its revision.
+    async fn txn(&self, what: &str, txn: Txn) -> Result<(bool, Vec<TxnOpResponse>, i64)> {
+        let mut client = self.client()?;
+        let response = self.bounded(what, client.txn(txn)).await?;
+        let revision = self.saw(response.header());
+        Ok((response.succeeded(), response.op_responses(), revision))
+    }
+
+    /// A new session lease, kept alive by heartbeats.
+    async fn new_session(&self) -> Result<(Session, Duration)> {
+        let mut client = self.client()?;
+        let ttl = self.options.lease_ttl.as_secs().max(2);
+        let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
+        let granted = self
+            .bounded("granting a lease", client.lease_grant(ttl, None))
+            .await?;
+        self.saw(granted.header());
+        let (keeper, stream) = self
+            .bounded(
+                "keeping a lease alive",
+                client.lease_keep_alive(granted.id()),
+            )
+            .await?;
+        self.lease.store(granted.id(), Ordering::Release);
+        let ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(0));
+        Ok((
+            Session {
+                lease: granted.id(),
+                keeper,
+                stream,
+            },
+            ttl,
+        ))
+    }
+
+    /// Renews the session lease once: its TTL left, 0 or less if etcd says it expired. A
+    /// keep-alive stream that failed (etcd closes it on an expired lease, and with a dead
+    /// connection) is replaced after asking etcd what became of the lease.
+    async fn renew(&self, session: &mut Session) -> Result<i64> {
+        let renew = async {
+            session.keeper.keep_alive().await?;
+            session.stream.message().await
+        };
+        match self.bounded("renewing the session lease", renew).await {
+            Ok(Some(answer)) => {
+                self.saw(answer.header());
+                return Ok(answer.ttl());
+            }
+            Ok(None) | Err(_) => {}
+        }
+        let mut client = self.client()?;
+        let asked = client.lease_time_to_live(session.lease, None);
+        let left = self.bounded("renewing the session lease", asked).await?;
+        self.saw(left.header());
+        if left.ttl() <= 0 {
+            return Ok(left.ttl());
+        }
+        let (keeper, stream) = self
+            .bounded(
+                "keeping a lease alive",
+                client.lease_keep_alive(session.lease),
+            )
+            .await?;
+        session.keeper = keeper;
+        session.stream = stream;
+        let renew = async {
+            session.keeper.keep_alive().await?;
+            session.stream.message().await
+        };
+        match self.bounded("renewing the session lease", renew).await? {
+            Some(answer) => {
+                self.saw(answer.header());
+                Ok(answer.ttl())
+            }
+            None => Err(Error::Connection {
+                backend: NAME,
+                source: "the lease keep-alive stream ended".into(),
+            }),
+        }
+    }
+
+    /// A wake-up hint: the first event on `key` (a prefix if `prefix`; deletions only if
+    /// `deletions`) after the last revision seen. A watch that cannot start or is cut wakes
+    /// the caller too, a little later (it then looks again).
+    fn watch_hint(&self, key: Vec<u8>, prefix: bool, deletions: bool) -> ChangeHint {
+        let client = self.client.get().cloned();
+        let from = self.seen.load(Ordering::Acquire) + 1;
+        Box::pin(async move {
+            let Some(mut client) = client else {
+                return;
+            };
+            let mut options = WatchOptions::new().with_start_revision(from);
+            if prefix {
+                options = options.with_prefix();
+            }
+            if deletions {
+                options = options.with_filters([WatchFilterType::NoPut]);
+            }
+            if let Ok(mut stream) = client.watch(key, Some(options)).await {
+                loop {
+                    match stream.message().await {
+                        Ok(Some(answer)) if answer.events().is_empty() && !answer.canceled() => {}
+                        Ok(Some(_)) => return,
+                        _ => break,
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn start(&self, _losses: Losses) -> Result<Started> {
+        if self.member.as_bytes().contains(&b'/') {
+            return Err(Error::InvalidName {
+                kind: "member",
+                name: crate::ids::display_name(self.member.as_bytes()),
+                reason: "on etcd a member id may not hold '/': its key would be another \
+                         group's (tooz's layout)"
+                    .into(),
+            });
+        }
+        if self.client.get().is_none() {
+            let mut connect = ConnectOptions::new()
+                .with_connect_timeout(self.options.timeout)
+                .with_keep_alive(Duration::from_secs(1), self.options.timeout)
+                .with_keep_alive_while_idle(true);
+            if let Some((user, password)) = &self.options.user {
+                connect = connect.with_user(user.clone(), password.clone());
+            }
+            let endpoints = self.options.endpoints.clone();
+            let client = self
+                .bounded("connecting", Client::connect(endpoints, Some(connect)))
+                .await
+                .map_err(|e| match e {
+                    Error::Backend { source, .. } => Error::Connection {
+                        backend: NAME,
+                        source: format!("{}: {source}", self.options.url).into(),
+                    },
+                    other => other,
+                })?;
+            let _ = self.client.set(client);
+        }
+        let (session, ttl) = self.new_session().await?;
+        *self.session.lock().await = Some(session);
+        let characteristics = Characteristics::new(&[
+            Characteristic::DistributedAcrossThreads,
+            Characteristic::DistributedAcrossProcesses,
+            Characteristic::DistributedAcrossHosts,
+            Characteristic::Linearizable,
+            Characteristic::Serializable,
+        ]);
+        Ok(Started::new(ttl, characteristics).with_grant_timeout(Some(ttl)))
+    }
+
+    async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
+        let mut report = BeatReport::default();
+        {
+            let mut guard = self.session.lock().await;
+            let ttl = match guard.as_mut() {
+                Some(session) => self.renew(session).await?,
+                None => 0,
+            };
+            if ttl <= 0 {
+                // Expired on etcd: everything on it is gone. A new session, reported.
+                let (session, _) = self.new_session().await?;
+                *guard = Some(session);
+                report.session_restarted = true;
+                return Ok(report);
+            }
+        }
+        // Everything else we hold, checked in one transaction: a key deleted by someone else
+        // (Python's `break_`, an operator) is a loss too.
+        let lease = self.lease();
+        let mut reads = Vec::new();
+        let mut expect = Vec::new();
+        for (name, owner) in &held.locks {
+            reads.push(TxnOp::get(keys::lock(name.as_bytes()), None));
+            expect.push((*owner, Some(owner_bytes(*owner)), Kind::Lock));
+        }
+        for (group, owner) in &held.memberships {
+            reads.push(TxnOp::get(
+                keys::member(group.as_bytes(), self.member.as_bytes()),
+                None,
+            ));
+            expect.push((*owner, None, Kind::Membership));
+        }
+        for (group, owner) in &held.leaderships {
+            reads.push(TxnOp::get(keys::leader(group.as_bytes()), None));
+            expect.push((*owner, Some(self.leader_value(*owner)), Kind::Leadership));
+        }
+        if reads.is_empty() {
+            return Ok(report);
+        }
+        let (_, answers, _) = self.txn("a heartbeat", Txn::new().and_then(reads)).await?;
+        if answers.len() != expect.len() {
+            return Err(error::unexpected(
+                "a transaction answered another number of reads",
+            ));
+        }
+        for (answer, (owner, value, kind)) in answers.iter().zip(expect) {
+            let kv = match answer {
+                TxnOpResponse::Get(get) => get.kvs().first(),
+                _ => None,
+            };
+            let ours = kv.is_some_and(|kv| {
+                kv.lease() == lease && value.as_ref().is_none_or(|v| kv.value() == v.as_slice())
+            });
+            if !ours {
+                match kind {
+                    Kind::Lock => report.lost_locks.push(owner),
+                    Kind::Membership => report.lost_memberships.push(owner),
+                    Kind::Leadership => report.lost_leaderships.push(owner),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn stop(&self) -> Result<()> {
+        let session = self.session.lock().await.take();
+        if let Some(session) = session {
+            // Revoking the lease deletes every key on it at once (members, locks, leaders),
+            // instead of leaving them for the TTL.
+            let mut client = self.client()?;
+            self.bounded("revoking the lease", client.lease_revoke(session.lease))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn try_acquire(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
+        self.take_lock(request).await
+    }
+
+    async fn release(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
+        self.release_lock(name, owner).await
+    }
+
+    fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
+        Some(match topic {
+            Topic::Lock(name, _) => self.watch_hint(keys::lock(name.as_bytes()), false, true),
+            Topic::Group(group) => self.watch_hint(keys::group(group.as_bytes()), true, false),
+            Topic::Leader(group) => self.watch_hint(keys::leader(group.as_bytes()), false, false),
+        })
+    }
+
+    fn groups(&self) -> Option<&dyn Groups> {
+        Some(self)
+    }
+
+    fn elections(&self) -> Option<&dyn Elections> {
+        Some(self)
+    }
+}
+
+/// What a heartbeat's read checks.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Lock,
+    Membership,
+    Leadership,
+}
+
+/// A fencing token from a revision (etcd's revisions start at 1).
+fn token(revision: i64) -> Result<FencingToken> {
+    u64::try_from(revision)
+        .ok()
+        .filter(|r| *r > 0)
+        .map(FencingToken::new)
+        .ok_or_else(|| error::unexpected(&format!("revision {revision}")))
+}

@@ -1,0 +1,177 @@
+//! Options of an `etcd3+http://` URL (the table is on [`EtcdOptions`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use super::NAME;
+use crate::error::{Error, Result};
+use crate::options::{RedactedUrl, UrlOptions};
+
+const OPTIONS: &[&str] = &[
+    "timeout",
+    "membership_timeout",
+    "lock_timeout",
+    "endpoints",
+    "api_version",
+    "ca_cert",
+    "cert_key",
+    "cert_cert",
+    "executor",
+];
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// etcd takes lease TTLs in whole seconds (as an int64; a year is plenty).
+const LONGEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Options of an `etcd3+http://HOST[:PORT]` URL (also `etcd://`; port 2379), tooz's names and
+/// defaults:
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `timeout` | `30` | seconds: bound on connecting and on every request, and the default of the two below |
+/// | `membership_timeout` | `timeout` | the session lease's TTL (whole seconds, at least 2): how long members, locks and leaderships outlive the last heartbeat |
+/// | `lock_timeout` | `timeout` | as tooz's; the session lease takes the shorter of the two |
+/// | `endpoints` | — | more endpoints, `host:port`, comma-separated or repeated (etcd clients balance over them) |
+/// | `api_version` | — | accepted and ignored (tooz's gateway path; we speak gRPC) |
+/// | `ca_cert`, `cert_key`, `cert_cert` | — | tooz's TLS options (`etcd3+https://`): not offered yet, refused with [`Error::Unsupported`] rather than ignored |
+/// | `executor` | — | accepted and ignored (tooz's thread pool) |
+#[derive(Clone)]
+pub struct EtcdOptions {
+    pub(super) url: RedactedUrl,
+    pub(super) endpoints: Vec<String>,
+    pub(super) user: Option<(String, String)>,
+    /// Bound on connecting and on every request.
+    pub timeout: Duration,
+    /// The session lease's TTL.
+    pub lease_ttl: Duration,
+}
+
+impl fmt::Debug for EtcdOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdOptions")
+            .field("url", &self.url)
+            .field("endpoints", &self.endpoints)
+            .field("timeout", &self.timeout)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdOptions {
+    /// Reads an `etcd3+http://`, `etcd3+https://` or `etcd://` URL.
+    pub fn from_url(url: &Url) -> Result<Self> {
+        let shown = RedactedUrl::new(url.clone());
+        let options = UrlOptions::parse(NAME, url, OPTIONS)?;
+        if url.scheme() == "etcd3+https"
+            || ["ca_cert", "cert_key", "cert_cert"]
+                .iter()
+                .any(|o| options.get(o).is_some())
+        {
+            return Err(Error::Unsupported {
+                operation: "TLS (etcd3+https:// and the ca_cert, cert_key, cert_cert options)",
+                backend: NAME,
+            });
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(host) => host.to_string(),
+            None => "localhost".to_owned(),
+        };
+        let mut endpoints = vec![format!("http://{host}:{}", url.port().unwrap_or(2379))];
+        for listed in options.get_all("endpoints") {
+            for endpoint in listed.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let valid = !endpoint.contains("://")
+                    && endpoint
+                        .rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if !valid {
+                    return Err(options.invalid("endpoints", endpoint, "expected HOST:PORT"));
+                }
+                endpoints.push(format!("http://{endpoint}"));
+            }
+        }
+        let user = (!url.username().is_empty()).then(|| {
+            let decode = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            (
+                decode(url.username()),
+                decode(url.password().unwrap_or_default()),
+            )
+        });
+        let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
+        if timeout < Duration::from_millis(100) {
+            return Err(options.invalid(
+                "timeout",
+                options.get("timeout").unwrap_or_default(),
+                "at least 0.1 s",
+            ));
+        }
+        let ttl = |name: &str| -> Result<Duration> {
+            let value = options.duration(name, timeout)?;
+            if value < Duration::from_secs(2) || value > LONGEST_TTL {
+                let raw = options.get(name).unwrap_or("(from timeout)");
+                return Err(options.invalid(name, raw, "between 2 s and 365 days"));
+            }
+            Ok(value)
+        };
+        let lease_ttl = ttl("membership_timeout")?.min(ttl("lock_timeout")?);
+        Ok(Self {
+            url: shown,
+            endpoints,
+            user,
+            timeout,
+            lease_ttl,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<EtcdOptions> {
+        EtcdOptions::from_url(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn tooz_forms() {
+        let o = parse("etcd3+http://h:2479?timeout=5&endpoints=h2:2379,h3:2379&endpoints=h4:1")
+            .unwrap();
+        assert_eq!(
+            o.endpoints,
+            [
+                "http://h:2479",
+                "http://h2:2379",
+                "http://h3:2379",
+                "http://h4:1"
+            ]
+        );
+        assert_eq!(o.lease_ttl, Duration::from_secs(5));
+        let o = parse("etcd://h?membership_timeout=20&lock_timeout=8&api_version=v3").unwrap();
+        assert_eq!(o.endpoints, ["http://h:2379"]);
+        assert_eq!(o.lease_ttl, Duration::from_secs(8));
+        let shown = format!("{:?}", parse("etcd3+http://u:secret@h").unwrap());
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            "lock_timeout=1",
+            "timeout=abc",
+            "endpoints=nohost",
+            "endpoints=http://h:1",
+        ] {
+            let err = parse(&format!("etcd3+http://h?{bad}")).unwrap_err();
+            assert!(matches!(err, Error::InvalidOption { .. }), "{bad}: {err:?}");
+        }
+        for tls in ["etcd3+https://h", "etcd3+http://h?ca_cert=/ca.pem"] {
+            assert!(matches!(parse(tls).unwrap_err(), Error::Unsupported { .. }));
+        }
+    }
+}
