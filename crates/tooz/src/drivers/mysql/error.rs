@@ -5,9 +5,10 @@
 use super::NAME;
 use crate::error::Error;
 
-/// Server error codes that mean the session is over: killed (`ER_CONNECTION_KILLED`), the
-/// server shutting down (`ER_SERVER_SHUTDOWN`), gone away or lost (client codes 2006, 2013).
-const SESSION_OVER: &[u16] = &[1053, 1927, 2006, 2013];
+/// Server error codes that mean the session is over: killed (`ER_CONNECTION_KILLED`, MySQL's
+/// 3169), the server shutting down (`ER_SERVER_SHUTDOWN`), ended for idleness (MySQL 8's
+/// 4031), gone away or lost (client codes 2006, 2013).
+const SESSION_OVER: &[u16] = &[1053, 1927, 2006, 2013, 3169, 4031];
 
 /// `ER_QUERY_INTERRUPTED`: a statement ended by `KILL QUERY` (a waiter that gave up).
 pub(super) const INTERRUPTED: u16 = 1317;

@@ -20,7 +20,6 @@ use crate::error::{Error, Result};
 const OLDEST_SERVER: (u16, u16, u16) = (5, 7, 5);
 
 /// One connection, and which one it is.
-#[derive(Debug)]
 pub(super) struct Link {
     conn: Conn,
     /// Which connection this is: a lock taken on it is lost with it.
@@ -29,6 +28,20 @@ pub(super) struct Link {
     used: Instant,
     /// The server is MariaDB (not MySQL).
     pub(super) mariadb: bool,
+    /// A statement was sent and its answer not read (its caller was cancelled): the next
+    /// command would read that answer as its own, so the connection is of no further use.
+    dirty: bool,
+}
+
+impl std::fmt::Debug for Link {
+    // (Not the client's connection: its options hold the password.)
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("generation", &self.generation)
+            .field("id", &self.conn.id())
+            .field("dirty", &self.dirty)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a statement returned: its rows, and its OK packet's counts.
@@ -153,6 +166,7 @@ impl Link {
             generation,
             used: Instant::now(),
             mariadb,
+            dirty: false,
         })
     }
 
@@ -176,22 +190,38 @@ impl Link {
         sql: &str,
         params: Params,
     ) -> std::result::Result<Outcome, Failure> {
+        if self.dirty {
+            return Err(Failure::Lost(Error::Connection {
+                backend: NAME,
+                source: "a statement on this connection was cut short; it is closed".into(),
+            }));
+        }
+        // Cleared only once the answer is read: a caller cancelled in between leaves it set.
+        self.dirty = true;
         let statement = async {
             let rows: Vec<Row> = self.conn.exec(sql, params).await?;
             Ok::<_, mysql_async::Error>(rows)
         };
         let rows = match tokio::time::timeout(bound, statement).await {
             Ok(Ok(rows)) => rows,
-            Ok(Err(e)) if interrupted(&e) => return Err(Failure::Interrupted),
+            Ok(Err(e)) if interrupted(&e) => {
+                self.dirty = false;
+                return Err(Failure::Interrupted);
+            }
             Ok(Err(e)) => {
                 return Err(match mysql_error(e) {
                     e @ Error::Connection { .. } => Failure::Lost(e),
-                    e => Failure::Refused(e),
+                    e => {
+                        // The server answered: the connection is in step.
+                        self.dirty = false;
+                        Failure::Refused(e)
+                    }
                 });
             }
             Err(_) => return Err(Failure::Lost(timed_out(options, what, bound))),
         };
         self.used = Instant::now();
+        self.dirty = false;
         Ok(Outcome {
             rows,
             affected: self.conn.affected_rows(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, MutexGuard};
 use sha2::{Digest, Sha256};
 
 use super::link::{Failure, Link};
-use super::{HeldLock, MysqlBackend, NAME, SPARES_KEPT, error, key};
+use super::{HeldLock, MysqlBackend, NAME, SPARES_KEPT, Wait, error, key};
 use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
@@ -19,7 +19,7 @@ const LONGEST_NAME: usize = 64;
 /// How long a lock name the server takes may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum NameLimit {
-    /// MySQL: 64 characters.
+    /// MySQL: 64 characters, of its 3-byte UTF-8 (no character past U+FFFF).
     Mysql,
     /// MariaDB: 192 bytes (64 characters of its old 3-byte UTF-8).
     Mariadb,
@@ -28,7 +28,9 @@ pub(super) enum NameLimit {
 impl NameLimit {
     fn admits(self, text: &str) -> bool {
         match self {
-            Self::Mysql => text.chars().count() <= LONGEST_NAME,
+            Self::Mysql => {
+                text.chars().count() <= LONGEST_NAME && text.chars().all(|c| c <= '\u{FFFF}')
+            }
             Self::Mariadb => text.len() <= 3 * LONGEST_NAME,
         }
     }
@@ -71,7 +73,7 @@ impl MysqlBackend {
         }
     }
 
-    fn waiting(&self) -> MutexGuard<'_, std::collections::HashMap<OwnerToken, u32>> {
+    fn waiting(&self) -> MutexGuard<'_, std::collections::HashMap<OwnerToken, Wait>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -145,15 +147,14 @@ impl MysqlBackend {
             let link = self.session(&mut main).await?;
             let generation = link.generation;
             match self.attempt(link, &request, &server_name, 0).await {
-                Ok(Attempt::Granted(token)) => return Ok(Some(token)),
+                Ok(Attempt::Granted(token)) => return self.still_held(request.owner, token),
                 Ok(Attempt::Refused) if !request.wait => return Ok(None),
                 Ok(Attempt::Refused) => {}
                 Err(failure) => {
                     // What the statement did is not known: the session goes, and with it
-                    // anything it may have taken.
-                    main.take();
-                    drop(main);
+                    // anything it may have taken (reported before it closes).
                     self.link_ended(generation);
+                    main.take();
                     return Err(failure.into_error());
                 }
             }
@@ -170,7 +171,16 @@ impl MysqlBackend {
     ) -> Result<Option<FencingToken>> {
         let mut link = self.spare().await?;
         let generation = link.generation;
-        self.waiting().insert(request.owner, link.id());
+        {
+            let mut waiting = self.waiting();
+            if let Some(Wait::Abandoned) = waiting.remove(&request.owner) {
+                // Its owner gave up while we were getting here.
+                drop(waiting);
+                self.keep_spare(link);
+                return Ok(None);
+            }
+            waiting.insert(request.owner, Wait::On(link.id()));
+        }
         let wait_secs = self.options.lock_timeout.as_secs().max(1);
         let attempt = self
             .attempt(&mut link, request, server_name, wait_secs)
@@ -178,9 +188,15 @@ impl MysqlBackend {
         self.waiting().remove(&request.owner);
         match attempt {
             Ok(Attempt::Granted(token)) => {
+                if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    // Stopped meanwhile: closing the connection gives the lock back.
+                    self.held().remove(&request.owner);
+                    link.close(&self.options).await;
+                    return Err(Error::Stopped);
+                }
                 self.pinned()
                     .insert(generation, Arc::new(tokio::sync::Mutex::new(Some(link))));
-                Ok(Some(token))
+                self.still_held(request.owner, token)
             }
             Ok(Attempt::Refused) => {
                 self.keep_spare(link);
@@ -210,15 +226,37 @@ impl MysqlBackend {
 
     fn keep_spare(&self, link: Link) {
         let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
-        if spares.len() < SPARES_KEPT {
+        if spares.len() < SPARES_KEPT && !self.stopped.load(std::sync::atomic::Ordering::Acquire) {
             spares.push(link);
         }
     }
 
-    /// Cuts the server-side wait of `owner`, if it is waiting.
+    /// A grant, unless its connection was reported ended while the answer came back (the
+    /// watcher's loss would then have reached nobody): then it is in doubt, and handed back.
+    fn still_held(&self, owner: OwnerToken, token: FencingToken) -> Result<Option<FencingToken>> {
+        if self.held().contains_key(&owner) {
+            Ok(Some(token))
+        } else {
+            Err(Error::Connection {
+                backend: NAME,
+                source: "the connection holding the lock ended as it was granted".into(),
+            })
+        }
+    }
+
+    /// Cuts the server-side wait of `owner`, if it is waiting, and keeps one that has not
+    /// begun yet from beginning.
     pub(super) async fn cut_wait(&self, owner: OwnerToken) -> Result<()> {
-        let Some(id) = self.waiting().get(&owner).copied() else {
-            return Ok(());
+        let id = {
+            let mut waiting = self.waiting();
+            match waiting.get(&owner).copied() {
+                Some(Wait::On(id)) => id,
+                Some(Wait::Abandoned) => return Ok(()),
+                None => {
+                    waiting.insert(owner, Wait::Abandoned);
+                    return Ok(());
+                }
+            }
         };
         // An id the server gave us, not input: nothing to escape. (KILL takes no parameter.)
         let kill = format!("KILL QUERY {id}");
@@ -340,9 +378,12 @@ mod tests {
         let crab64 = "\u{1F980}".repeat(64);
         let crab48 = "\u{1F980}".repeat(48);
         assert_eq!(server_name(&name(b"plain"), NameLimit::Mysql), "plain");
+        // (MySQL keeps lock names in 3-byte UTF-8: no character past U+FFFF as it is.)
+        assert!(server_name(&name(crab64.as_bytes()), NameLimit::Mysql).starts_with(MARKER));
+        let accents = "é".repeat(64);
         assert_eq!(
-            server_name(&name(crab64.as_bytes()), NameLimit::Mysql),
-            crab64
+            server_name(&name(accents.as_bytes()), NameLimit::Mysql),
+            accents
         );
         assert!(server_name(&name(crab64.as_bytes()), NameLimit::Mariadb).starts_with(MARKER));
         assert_eq!(

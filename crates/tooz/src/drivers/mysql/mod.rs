@@ -71,7 +71,7 @@ use crate::backend::{
     OwnerToken, Started, Topic,
 };
 use crate::characteristics::{Characteristic, Characteristics};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{LockName, MemberId};
 use link::{Failure, Link, Outcome};
 pub use options::MysqlOptions;
@@ -97,13 +97,15 @@ pub struct MysqlBackend {
     main: tokio::sync::Mutex<Option<Link>>,
     /// Idle connections for waiting acquires.
     spares: Mutex<Vec<Link>>,
-    /// The connection each waiting owner waits on (for `KILL QUERY` when it gives up).
-    waiting: Mutex<HashMap<OwnerToken, u32>>,
+    /// Where each waiting owner's wait stands (for `KILL QUERY` when it gives up).
+    waiting: Mutex<HashMap<OwnerToken, Wait>>,
     generation: AtomicU64,
     shared: Arc<Shared>,
     schema_ready: AtomicBool,
     /// Whether the server is MariaDB (its lock names may be longer), once connected.
     mariadb: OnceLock<bool>,
+    /// `stop` ran: no connection is opened or kept any more.
+    stopped: AtomicBool,
 }
 
 /// What the backend shares with the task watching its session.
@@ -154,6 +156,15 @@ impl Shared {
         }
         self.lock_changes.notify();
     }
+}
+
+/// Where a waiting owner's wait stands.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Waiting on the server, on the connection with this id.
+    On(u32),
+    /// Its owner gave up before the wait began: it must not begin.
+    Abandoned,
 }
 
 /// A lock held: the server's name for it and the connection holding it.
@@ -207,6 +218,7 @@ impl MysqlBackend {
             shared: Arc::default(),
             schema_ready: AtomicBool::new(false),
             mariadb: OnceLock::new(),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -268,10 +280,9 @@ impl MysqlBackend {
             // Nothing interrupts the session's statements but a stranger: its state is not
             // known, so it goes, with what it held.
             Err(failure) => {
-                if let Some(link) = main.take() {
-                    drop(link);
-                }
+                // Reported before the connection closes (which frees its locks on the server).
                 self.link_ended(generation);
+                main.take();
                 Err(failure.into_error())
             }
         }
@@ -279,6 +290,9 @@ impl MysqlBackend {
 
     /// The live session in `main`, opening one if there is none or the watcher saw it end.
     async fn session<'m>(&self, main: &'m mut Option<Link>) -> Result<&'m mut Link> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
+        }
         if let Some(link) = main.as_ref()
             && self.shared.ended().remove(&link.generation)
         {
@@ -341,9 +355,8 @@ impl MysqlBackend {
                 )
                 .await;
             if ping.is_err() {
-                guard.take();
-                drop(guard);
                 self.link_ended(generation);
+                guard.take();
             }
         }
     }
@@ -441,6 +454,7 @@ impl Backend for MysqlBackend {
             )
             .await
             .map(drop);
+        self.stopped.store(true, Ordering::Release);
         // Closing the connections frees whatever they still hold on the server.
         let mut links: Vec<Link> = self.main.lock().await.take().into_iter().collect();
         links.extend(

@@ -14,8 +14,9 @@ use crate::error::Result;
 
 /// How long one wait of the watcher lasts on the server before it asks again.
 const WATCH_SLICE: Duration = Duration::from_secs(30);
-/// Failed attempts to connect or wait after which the watcher leaves the rest to heartbeats.
-const GIVE_UP_AFTER: u32 = 3;
+/// Failed attempts in a row to connect or wait after which the watcher leaves the rest to
+/// heartbeats.
+const GIVE_UP_AFTER: u32 = 5;
 
 /// Takes a sentinel lock on `session` and starts a watcher waiting for it.
 pub(super) async fn watch(
@@ -73,7 +74,7 @@ impl Watcher {
                     Ok(opened) => link.insert(opened),
                     Err(_) => {
                         failures += 1;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::time::sleep(Duration::from_secs(u64::from(failures))).await;
                         continue;
                     }
                 },

@@ -40,9 +40,13 @@ fn beat_is_live(p: &str) -> String {
     )
 }
 
+/// The server's clock in microseconds since 1970 (UTC): the floor of every fencing counter.
+const CLOCK: &str = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6))";
+
 impl Sql {
     pub(super) fn new(p: &str) -> Self {
         let live = beat_is_live(p);
+        let clock = CLOCK;
         Self {
             schema: vec![
                 format!(
@@ -84,11 +88,14 @@ impl Sql {
             // server folds to the same one) is refused, not taken again: GET_LOCK is
             // re-entrant within a session, our locks are not. The token comes back as the
             // statement's insert id (LAST_INSERT_ID(expr)); no row means not taken.
+            // The counter never falls below the server's clock in microseconds, so that tokens
+            // keep rising over a truncated table, a restored backup or a failover that lost the
+            // last increments (each grant takes a round trip: the counter cannot outrun it).
             acquire: format!(
                 "INSERT INTO {p}locks (id, fence)
-                 SELECT ?, LAST_INSERT_ID(1) FROM DUAL
+                 SELECT ?, LAST_INSERT_ID({clock}) FROM DUAL
                  WHERE IF(IS_USED_LOCK(?) <=> CONNECTION_ID(), 0, GET_LOCK(?, ?)) = 1
-                 ON DUPLICATE KEY UPDATE fence = LAST_INSERT_ID(fence + 1)"
+                 ON DUPLICATE KEY UPDATE fence = LAST_INSERT_ID(GREATEST(fence + 1, {clock}))"
             ),
             release: "SELECT RELEASE_LOCK(?)".to_owned(),
             // A member id of ours whose beat ran out left rows that would come back to life
@@ -119,7 +126,8 @@ impl Sql {
                     "DELETE FROM {p}groups WHERE id = ?
                      AND NOT EXISTS (SELECT 1 FROM {p}members m WHERE m.grp = ? AND {live})"
                 ),
-                format!("DELETE FROM {p}members WHERE grp = ?"),
+                // (Only dead rows: the group may be made again and joined meanwhile.)
+                format!("DELETE m FROM {p}members m WHERE m.grp = ? AND NOT {live}"),
             ],
             list_groups: format!("SELECT name FROM {p}groups"),
             join: format!(
@@ -146,10 +154,10 @@ impl Sql {
             // on from the last (a resigned or expired row is kept, never deleted).
             try_lead: format!(
                 "INSERT INTO {p}leaders (grp, member, owner, fence, expires)
-                 VALUES (?, ?, ?, 1, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)
+                 VALUES (?, ?, ?, {clock}, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)
                  ON DUPLICATE KEY UPDATE
                    -- (assigned left to right: `expires`, which the others test, goes last)
-                   fence = IF(expires <= UTC_TIMESTAMP(6), fence + 1, fence),
+                   fence = IF(expires <= UTC_TIMESTAMP(6), GREATEST(fence + 1, {clock}), fence),
                    member = IF(expires <= UTC_TIMESTAMP(6), VALUES(member), member),
                    owner = IF(expires <= UTC_TIMESTAMP(6), VALUES(owner), owner),
                    expires = IF(expires <= UTC_TIMESTAMP(6), VALUES(expires), expires)"
