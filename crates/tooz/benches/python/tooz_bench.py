@@ -10,6 +10,9 @@ Usage: tooz_bench.py ring
        tooz_bench.py mysql URL
          (locks only: tooz's MySQL driver has no groups; it opens a connection per acquire and
          closes it at release)
+       tooz_bench.py etcd URL GROUP_1000
+         (tooz's etcd3gw driver, over etcd's JSON gateway: lock pairs, each acquire granting a
+         lease of its own, and members() of a 1,000-member group the Rust side populated)
        tooz_bench.py contention-worker MODE URL LOCK MEMBER COUNTER HOLD_MS
          (one worker process of benches/contention.rs, which starts it and drives it)
 """
@@ -118,8 +121,8 @@ def file(url, group_100, group_1000):
 
 
 def server(url, group_1000):
-    """redis and memcached: lock pairs, and members() of a live 1,000-member group that the
-    Rust side populated."""
+    """redis, memcached and etcd: lock pairs, and members() of a live 1,000-member group that
+    the Rust side populated."""
     coord = coordination.get_coordinator(url, b"py-bench")
     coord.start(start_heart=False)
     lock_pairs(coord)
@@ -200,5 +203,6 @@ if __name__ == "__main__":
         "memcached": server,
         "postgresql": locks_only,
         "mysql": locks_only,
+        "etcd": server,
         "contention-worker": contention_worker,
     }[sys.argv[1]](*sys.argv[2:])

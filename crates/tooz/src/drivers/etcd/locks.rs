@@ -22,8 +22,15 @@ impl EtcdBackend {
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, owner_bytes(request.owner), Some(put))]);
         let (taken, _, revision) = self.txn("acquiring a lock", txn).await?;
-        // The transaction's revision is the one its put created the key at.
-        taken.then(|| token(revision)).transpose()
+        if taken {
+            self.refused_at().remove(&request.owner);
+            // The transaction's revision is the one its put created the key at.
+            return token(revision).map(Some);
+        }
+        if request.wait {
+            self.refused_at().insert(request.owner, revision);
+        }
+        Ok(None)
     }
 
     pub(super) async fn release_lock(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {

@@ -29,9 +29,10 @@ mod keys;
 mod locks;
 mod options;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -62,6 +63,10 @@ pub struct EtcdBackend {
     /// The highest revision any answer carried: a watch from just past it misses nothing a
     /// check made afterwards could not see.
     seen: AtomicI64,
+    /// The revision at which each waiting owner's last attempt found its lock held: its
+    /// watch starts just past it. (A watch from an older revision is served by etcd's
+    /// catch-up loop, every 100 ms; one from the present is served at once.)
+    refused_at: Arc<Mutex<HashMap<OwnerToken, i64>>>,
 }
 
 /// The session lease and its keep-alive stream.
@@ -96,6 +101,7 @@ impl EtcdBackend {
             session: tokio::sync::Mutex::new(None),
             lease: AtomicI64::new(0),
             seen: AtomicI64::new(0),
+            refused_at: Arc::default(),
         }
     }
 
@@ -218,16 +224,34 @@ impl EtcdBackend {
         }
     }
 
+    fn refused_at(&self) -> MutexGuard<'_, HashMap<OwnerToken, i64>> {
+        self.refused_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A wake-up hint: the first event on `key` (a prefix if `prefix`; deletions only if
-    /// `deletions`) after the last revision seen. A watch that cannot start or is cut wakes
-    /// the caller too, a little later (it then looks again).
-    fn watch_hint(&self, key: Vec<u8>, prefix: bool, deletions: bool) -> ChangeHint {
+    /// `deletions`) after the last revision seen when it was made — or, for a lock's waiter
+    /// (`waiter`), after the revision its last attempt was refused at, known when the hint is
+    /// first polled (after that attempt). A watch that cannot start or is cut wakes the caller
+    /// too, a little later (it then looks again).
+    fn watch_hint(
+        &self,
+        key: Vec<u8>,
+        prefix: bool,
+        deletions: bool,
+        waiter: Option<OwnerToken>,
+    ) -> ChangeHint {
         let client = self.client.get().cloned();
-        let from = self.seen.load(Ordering::Acquire) + 1;
+        let seen = self.seen.load(Ordering::Acquire);
+        let refused_at = Arc::clone(&self.refused_at);
         Box::pin(async move {
             let Some(mut client) = client else {
                 return;
             };
+            let refused = waiter.and_then(|owner| {
+                let refused = refused_at.lock().unwrap_or_else(|e| e.into_inner());
+                refused.get(&owner).copied()
+            });
+            let from = refused.unwrap_or(seen).max(seen) + 1;
             let mut options = WatchOptions::new().with_start_revision(from);
             if prefix {
                 options = options.with_prefix();
@@ -382,11 +406,22 @@ impl Backend for EtcdBackend {
         self.release_lock(name, owner).await
     }
 
+    async fn stop_waiting(&self, _name: &LockName, owner: OwnerToken) -> Result<()> {
+        self.refused_at().remove(&owner);
+        Ok(())
+    }
+
     fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
         Some(match topic {
-            Topic::Lock(name, _) => self.watch_hint(keys::lock(name.as_bytes()), false, true),
-            Topic::Group(group) => self.watch_hint(keys::group(group.as_bytes()), true, false),
-            Topic::Leader(group) => self.watch_hint(keys::leader(group.as_bytes()), false, false),
+            Topic::Lock(name, owner) => {
+                self.watch_hint(keys::lock(name.as_bytes()), false, true, Some(owner))
+            }
+            Topic::Group(group) => {
+                self.watch_hint(keys::group(group.as_bytes()), true, false, None)
+            }
+            Topic::Leader(group) => {
+                self.watch_hint(keys::leader(group.as_bytes()), false, false, None)
+            }
         })
     }
 
