@@ -4,13 +4,17 @@ Rust test can interleave Python and Rust operations on one backend.
 Requests: {"op": "start", "url": U, "member": M}, {"op": "join", "group": G, "caps": C},
 {"op": "create", "group": G}, {"op": "delete", "group": G}, {"op": "leave", "group": G},
 {"op": "groups"},
-{"op": "members", "group": G}, {"op": "caps", "group": G, "member": M},
+{"op": "members", "group": G} (get_members_with_capabilities),
+{"op": "member_ids", "group": G} (get_members: the ids only, sorted),
+{"op": "caps", "group": G, "member": M},
+{"op": "update", "group": G, "caps": C} (update_capabilities),
 {"op": "lock", "name": N} (a non-blocking acquire: true if granted; with "blocking": true it
 waits until granted), {"op": "unlock", "name": N}, {"op": "heartbeat"},
 {"op": "campaign", "group": G} (one round of tooz's election: true if elected),
 {"op": "leader", "group": G} (get_leader: the leader's member id, or null),
 {"op": "partition", "group": G, "weight": W} (join_partitioned_group),
-{"op": "owners", "objects": [...]} (after run_watchers: each object's owner), {"op": "stop"}.
+{"op": "owners", "objects": [...]} (after run_watchers: each object's owner),
+{"op": "pid"} (this process's id, for a test that kills it), {"op": "stop"}.
 Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
 
 Only replies go to stdout: anything else a driver or a library prints there (a deprecation
@@ -18,6 +22,7 @@ notice, a stray print) is sent to stderr instead, so it can never break the prot
 (tooz's PostgreSQL driver is deprecated and says so) go to stderr as usual.
 """
 import json
+import os
 import sys
 
 # The protocol's channel, kept for replies; everything else that writes to sys.stdout writes to
@@ -67,6 +72,12 @@ def main():
             elif op == "members":
                 members = coord.get_members_with_capabilities(request["group"].encode()).get()
                 result = {text(m): plain(c) for m, c in members.items()}
+            elif op == "member_ids":
+                members = coord.get_members(request["group"].encode()).get()
+                result = sorted(text(m) for m in members)
+            elif op == "update":
+                result = coord.update_capabilities(
+                    request["group"].encode(), request.get("caps")).get()
             elif op == "caps":
                 caps = coord.get_member_capabilities(
                     request["group"].encode(), request["member"].encode()).get()
@@ -103,6 +114,8 @@ def main():
             elif op == "heartbeat":
                 coord.heartbeat()
                 result = None
+            elif op == "pid":
+                result = os.getpid()
             elif op == "stop":
                 coord.stop()
                 result = None

@@ -223,6 +223,14 @@ impl Groups for EtcdBackend {
         group: &GroupId,
         member: &MemberId,
     ) -> Result<Capabilities> {
+        let not_joined = || Error::MemberNotJoined {
+            group: group.clone(),
+            member: member.clone(),
+        };
+        if member.as_bytes().contains(&b'/') {
+            // No member id holds '/' here: its key would be a member of another group.
+            return Err(self.missing_group_or(group, not_joined()).await);
+        }
         let mut client = self.client()?;
         let key = keys::member(group.as_bytes(), member.as_bytes());
         let answer = self
@@ -231,13 +239,7 @@ impl Groups for EtcdBackend {
         self.saw(answer.header());
         match answer.kvs().first().filter(|kv| kv.lease() != 0) {
             Some(kv) => Capabilities::decode(kv.value()),
-            None => {
-                let not_joined = Error::MemberNotJoined {
-                    group: group.clone(),
-                    member: member.clone(),
-                };
-                Err(self.missing_group_or(group, not_joined).await)
-            }
+            None => Err(self.missing_group_or(group, not_joined()).await),
         }
     }
 

@@ -6,13 +6,17 @@
 //! * **One session lease per coordinator**, as Go's `concurrency.Session`: members, locks and
 //!   leaderships all live on it, heartbeats keep it alive (three times per TTL), and when etcd
 //!   says it expired, everything on it is reported lost (never quietly re-taken) and a new
-//!   lease starts by itself.
+//!   lease starts by itself. A lease renewed only after a gap longer than the coordinator's
+//!   local lease (etcd keeps leases over its own restart; a partition may heal just before
+//!   the TTL) is revoked and replaced too: the coordinator has reported its grants lost, so
+//!   their keys must not live on.
 //! * **Locks** are Python tooz's keys, `/tooz/locks<name>`, created only if absent (so Python's
 //!   locks and ours exclude each other), released by a transaction comparing our value. The
 //!   fencing token is the key's create revision: etcd's revision counter, strictly increasing
 //!   for every write, so tokens grow across holders and names alike.
 //! * **Waiters watch** the lock key for its deletion from the revision they last saw (no
-//!   polling; a release is seen within a network trip), and groups and leaders likewise: every
+//!   polling; a waiter's watch starts at the revision its attempt was refused at, so a release
+//!   is seen within a network trip), and groups and leaders likewise: every
 //!   wake-up is pushed by etcd's watch API. Waiters of one lock all wake when it is released,
 //!   and the fastest takes it: there is no queue (nor in Python tooz's layout).
 //! * **Groups** are tooz's keys; ours list them without Python's bugs (members listed as
@@ -72,8 +76,11 @@ pub struct EtcdBackend {
 /// The session lease and its keep-alive stream.
 struct Session {
     lease: i64,
+    ttl: Duration,
     keeper: LeaseKeeper,
     stream: LeaseKeepAliveStream,
+    /// When the last renewal etcd answered was sent.
+    renewed: tokio::time::Instant,
 }
 
 impl fmt::Debug for EtcdBackend {
@@ -153,6 +160,7 @@ impl EtcdBackend {
 
     /// A new session lease, kept alive by heartbeats.
     async fn new_session(&self) -> Result<(Session, Duration)> {
+        let sent = tokio::time::Instant::now();
         let mut client = self.client()?;
         let ttl = self.options.lease_ttl.as_secs().max(2);
         let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
@@ -171,8 +179,10 @@ impl EtcdBackend {
         Ok((
             Session {
                 lease: granted.id(),
+                ttl,
                 keeper,
                 stream,
+                renewed: sent,
             },
             ttl,
         ))
@@ -326,11 +336,29 @@ impl Backend for EtcdBackend {
         let mut report = BeatReport::default();
         {
             let mut guard = self.session.lock().await;
-            let ttl = match guard.as_mut() {
-                Some(session) => self.renew(session).await?,
-                None => 0,
+            let sent = tokio::time::Instant::now();
+            let (ttl, gap) = match guard.as_mut() {
+                Some(session) => {
+                    let ttl = self.renew(session).await?;
+                    let gap = sent - session.renewed;
+                    session.renewed = sent;
+                    (ttl, gap < session.ttl * 4 / 5)
+                }
+                None => (0, true),
             };
-            if ttl <= 0 {
+            if ttl > 0 && !gap {
+                // Renewed after a gap longer than the coordinator's local lease (80% of the
+                // TTL is below its 90%): it has reported everything lost, so nothing may stay
+                // on this lease (etcd renews a lease it kept over its own restart, and a
+                // partition may heal just before the TTL). It goes, and a new one is begun.
+                if let Some(old) = guard.take() {
+                    let mut client = self.client()?;
+                    let _ = self
+                        .bounded("revoking the lease", client.lease_revoke(old.lease))
+                        .await;
+                }
+            }
+            if ttl <= 0 || !gap {
                 // Expired on etcd: everything on it is gone. A new session, reported.
                 let (session, _) = self.new_session().await?;
                 *guard = Some(session);
