@@ -196,12 +196,9 @@ impl EtcdBackend {
             session.keeper.keep_alive().await?;
             session.stream.message().await
         };
-        match self.bounded("renewing the session lease", renew).await {
-            Ok(Some(answer)) => {
-                self.saw(answer.header());
-                return Ok(answer.ttl());
-            }
-            Ok(None) | Err(_) => {}
+        if let Ok(Some(answer)) = self.bounded("renewing the session lease", renew).await {
+            self.saw(answer.header());
+            return Ok(answer.ttl());
         }
         let mut client = self.client()?;
         let asked = client.lease_time_to_live(session.lease, None);
