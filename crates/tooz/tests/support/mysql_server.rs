@@ -9,13 +9,17 @@
 //! starts it again on the same port and data directory (InnoDB's crash recovery keeps every
 //! committed row: `innodb_flush_log_at_trx_commit` is left at 1). Dropped: killed, and its
 //! directory removed.
+//!
+//! `start_with` sets a server up beyond that: files copied into the data directory, private to
+//! the server's user (a TLS key the test's own user made, which `mysql` could not read where
+//! it was), and more options for mariadbd on every start (`--ssl-ca=ca.pem`, `--skip-ssl`).
 
 // Shared by several test binaries, each of which uses only part of it.
 #![allow(dead_code)]
 
 use std::fs::File;
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,17 +89,35 @@ fn server_user() -> Option<(u32, u32)> {
     Some((fields[2].parse().unwrap(), fields[3].parse().unwrap()))
 }
 
+/// How a server is set up beyond a passwordless `root` and a database `tooz`.
+#[derive(Default)]
+pub(crate) struct Setup<'a> {
+    /// Files copied into the data directory as `(name there, source)`: owned by the server's
+    /// user, mode 0600. mariadbd runs in its data directory: relative paths in `args` are read
+    /// from there (`--ssl-key=server.key`).
+    pub(crate) files: &'a [(&'a str, &'a str)],
+    /// More options for mariadbd, on every start (`--ssl-ca=ca.pem`, `--skip-ssl`).
+    pub(crate) args: &'a [&'a str],
+}
+
 pub(crate) struct Server {
     pub(crate) port: u16,
     dir: PathBuf,
     bin: PathBuf,
     user: Option<(u32, u32)>,
+    /// `Setup::args`.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Server {
     /// A fresh server with a passwordless `root` and a database `tooz`, accepting connections.
     pub(crate) fn start() -> Self {
+        Self::start_with(&Setup::default())
+    }
+
+    /// The same, set up with `setup` before its first start.
+    pub(crate) fn start_with(setup: &Setup<'_>) -> Self {
         static SERIAL: AtomicUsize = AtomicUsize::new(0);
         let bin = mariadbd().expect("MariaDB is installed");
         let port = free_port();
@@ -117,9 +139,11 @@ impl Server {
             dir,
             bin,
             user,
+            args: setup.args.iter().map(|&a| a.to_owned()).collect(),
             child: None,
         };
         server.install_db();
+        server.copy_files(setup.files);
         server.launch();
         server.sql("CREATE DATABASE IF NOT EXISTS tooz");
         server
@@ -164,6 +188,20 @@ impl Server {
         );
     }
 
+    /// Copies `files` (`(name there, source)`) into the data directory, private to the server's
+    /// user.
+    fn copy_files(&self, files: &[(&str, &str)]) {
+        for (name, source) in files {
+            let target = self.data().join(name);
+            std::fs::copy(source, &target)
+                .unwrap_or_else(|e| panic!("copying {source} to {}: {e}", target.display()));
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some((uid, gid)) = self.user {
+                std::os::unix::fs::chown(&target, Some(uid), Some(gid)).unwrap();
+            }
+        }
+    }
+
     /// Starts mariadbd on this server's port and data directory, and waits until it accepts
     /// connections (after crash recovery, if it was killed).
     fn launch(&mut self) {
@@ -188,6 +226,7 @@ impl Server {
                 "--innodb-buffer-pool-size=16M",
                 "--max-connections=100",
             ])
+            .args(&self.args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -275,7 +314,14 @@ impl Server {
         format!("mysql://root@127.0.0.1:{}/tooz?{options}", self.port)
     }
 
-    /// The same without options, for a direct connection of the test's own.
+    /// The URL of this server's database `tooz` as `userinfo` (`user` or `user:password`,
+    /// percent-encoded) with `options`.
+    pub(crate) fn url_as(&self, userinfo: &str, options: &str) -> String {
+        format!("mysql://{userinfo}@127.0.0.1:{}/tooz?{options}", self.port)
+    }
+
+    /// The URL of this server's database `tooz` as `root`, without options, for a direct
+    /// connection of the test's own.
     pub(crate) fn direct_url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}/tooz", self.port)
     }
