@@ -78,6 +78,7 @@
 //! | `postgres-tls` | no | `sslmode=require`, `verify-ca`, `verify-full` on `postgresql://` (rustls; the server is always verified against `sslrootcert`) |
 //! | `etcd` | no | `etcd3+http://` (`drivers::etcd`, with `etcd-client`; its build needs `protoc`) |
 //! | `mysql` | no | `mysql://` (`drivers::mysql`, with `mysql_async`, pure Rust) |
+//! | `mysql-tls` | no | `ssl_ca`, `ssl_cert`, `ssl_key` on `mysql://` (rustls; the server is always verified against `ssl_ca`, its name always checked) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!

@@ -20,5 +20,9 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod shared;
-#[cfg(any(feature = "memcached-tls", feature = "postgres-tls"))]
+#[cfg(any(
+    feature = "memcached-tls",
+    feature = "postgres-tls",
+    feature = "mysql-tls"
+))]
 mod tls;

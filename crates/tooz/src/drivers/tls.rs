@@ -1,5 +1,6 @@
-//! TLS for the drivers whose client library brings none of its own (memcached, PostgreSQL):
-//! one rustls client configuration from certificate files. The server's certificate is always
+//! TLS for the drivers whose client library brings none of its own (memcached, PostgreSQL),
+//! and the checks of the files for those whose library does (MySQL): one rustls client
+//! configuration from certificate files. The server's certificate is always
 //! verified against the CA given; its name is checked unless the URL says not to (tooz's
 //! `ssl_check_hostname=false`, PostgreSQL's `verify-ca`). There is no mode that trusts any
 //! certificate.
@@ -89,6 +90,10 @@ pub(crate) fn client_config(backend: &'static str, files: &TlsFiles) -> Result<C
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect())
                 .map_err(|e| invalid(backend, cert_option, cert, format!("cannot read it: {e}")))?;
+            if chain.is_empty() {
+                let reason = "it holds no PEM certificate".to_owned();
+                return Err(invalid(backend, cert_option, cert, reason));
+            }
             let private = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| invalid(backend, key_option, key, format!("cannot read it: {e}")))?;
             builder

@@ -103,6 +103,10 @@ impl Link {
         if let Some(socket) = &options.socket {
             builder = builder.socket(Some(socket.clone()));
         }
+        #[cfg(feature = "mysql-tls")]
+        if let Some(tls) = &options.tls {
+            builder = builder.ssl_opts(Some(tls.clone()));
+        }
         let server = match &options.socket {
             Some(socket) => socket.clone(),
             None => format!("{}:{}", options.host, options.port),

@@ -40,8 +40,10 @@
 //!   granted. Fencing tokens are what protects a resource across such an end.
 //! * Memberships and leaderships are timed by the database host's clock: a forward step of
 //!   that clock shortens them. Our host's clock is never used.
-//! * TLS (tooz's `ssl_*` options) is not offered yet: such a URL is refused, never connected
-//!   in plain text.
+//! * TLS (`ssl_ca`, `ssl_cert`, `ssl_key`; feature `mysql-tls`) always checks the server's
+//!   name: `ssl_check_hostname=false` is refused, as are `ssl_capath` and `ssl_cipher`, and
+//!   TLS over a unix socket (the client would not encrypt it). A URL that asks for TLS never
+//!   connects in plain text.
 //!
 //! The options are listed on [`MysqlOptions`].
 
