@@ -228,7 +228,7 @@ fn parse_duration(raw: &str) -> Option<Duration> {
 }
 
 /// `%XX` escapes of a URL part, decoded.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

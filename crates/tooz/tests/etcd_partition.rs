@@ -339,3 +339,48 @@ async fn a_cut_off_member_and_leader_know_it_before_their_peers_do() {
     peer.delete_group(group.as_str()).await.unwrap();
     peer.stop().await.unwrap();
 }
+
+/// A lock taken late in the session lease's life, then cut off: a put does not renew the
+/// lease it rides on, so without a renewal before the put etcd would delete the key one TTL
+/// after the *last renewal* — before the holder's local lease (counted from the acquire) ran
+/// out. Heartbeats are manual here, so the lease is half a TTL old when the lock is taken.
+/// The holder must know before etcd frees the key (seen first-hand by a raw client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_late_in_the_lease_is_lost_before_etcd_frees_it() {
+    let Some((base, upstream)) = server() else {
+        eprintln!("no etcd3+http:// URL in TOOZ_TEST_URLS: skipping (scripts/test runs it)");
+        return;
+    };
+    let run = run_id("late");
+    let mut raw = direct(&base).await;
+    let proxy = FaultProxy::start(upstream).await;
+    let url = format!("etcd3+http://127.0.0.1:{}?{TIMEOUT}", proxy.port());
+    let holder = Coordinator::builder(&url, format!("{run}-holder").as_str())
+        .manual_heartbeat()
+        .connect()
+        .await
+        .unwrap();
+    sleep(TTL / 2).await;
+    let name = format!("{run}-l");
+    let key = lock_key(name.as_bytes());
+    let guard = holder
+        .lock(name.as_str())
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("free");
+    let lease = key_lease(&mut raw, &key)
+        .await
+        .expect("the lock key exists");
+    proxy.set(Fault::Blackhole);
+    let lost = guard.lost();
+    let freed_at = timeout(TTL * 3, freed(&mut raw, &key, lease))
+        .await
+        .expect("etcd frees the key of a holder cut off");
+    assert!(
+        timeout(Duration::ZERO, lost).await.is_ok() || !guard.is_held(),
+        "etcd freed the key at {freed_at:?} while its holder still believed it held it"
+    );
+    drop(guard);
+    drop(holder);
+}

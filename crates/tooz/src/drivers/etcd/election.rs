@@ -3,9 +3,8 @@
 //! create revision the term's fencing token.
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 
-use super::{EtcdBackend, NAME, keys, owner_bytes, token};
+use super::{EtcdBackend, NAME, keys, owner_bytes};
 use crate::backend::{Elections, FencingToken, OwnerToken};
 use crate::error::Result;
 use crate::ids::{GroupId, MemberId};
@@ -24,25 +23,17 @@ impl EtcdBackend {
 impl Elections for EtcdBackend {
     async fn try_lead(&self, group: &GroupId, owner: OwnerToken) -> Result<Option<FencingToken>> {
         let key = keys::leader(group.as_bytes());
-        let put = PutOptions::new().with_lease(self.lease());
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, self.leader_value(owner), Some(put))]);
-        let (led, _, revision) = self.txn("running for leader", txn).await?;
-        led.then(|| token(revision)).transpose()
+        let value = self.leader_value(owner);
+        let (token, _) = self
+            .put_if_absent("running for leader", owner, key, value)
+            .await?;
+        Ok(token)
     }
 
     async fn resign(&self, group: &GroupId, owner: OwnerToken) -> Result<bool> {
         let key = keys::leader(group.as_bytes());
-        let txn = Txn::new()
-            .when([Compare::value(
-                key.clone(),
-                CompareOp::Equal,
-                self.leader_value(owner),
-            )])
-            .and_then([TxnOp::delete(key, None)]);
-        let (resigned, _, _) = self.txn("resigning", txn).await?;
-        Ok(resigned)
+        self.delete_if_ours("resigning", owner, key, self.leader_value(owner))
+            .await
     }
 
     async fn leader(&self, group: &GroupId) -> Result<Option<MemberId>> {

@@ -28,9 +28,11 @@ impl EtcdBackend {
         Ok((answer.take_kvs(), revision))
     }
 
+    /// Whether the group's key is there (and is a group's: no lease; a key on a lease that
+    /// ends in `/` is a Python member whose id does).
     async fn group_exists(&self, group: &GroupId) -> Result<bool> {
         let mut client = self.client()?;
-        let options = GetOptions::new().with_count_only();
+        let options = GetOptions::new().with_keys_only();
         let answer = self
             .bounded(
                 "reading a group",
@@ -38,7 +40,7 @@ impl EtcdBackend {
             )
             .await?;
         self.saw(answer.header());
-        Ok(answer.count() > 0)
+        Ok(answer.kvs().iter().any(|kv| kv.lease() == 0))
     }
 
     /// The error for a change refused: the group is missing, or `otherwise`.
@@ -70,7 +72,8 @@ impl EtcdBackend {
         let put = PutOptions::new().with_lease(self.lease());
         let txn = Txn::new()
             .when([
-                Compare::version(group_key, CompareOp::Greater, 0),
+                Compare::version(group_key.clone(), CompareOp::Greater, 0),
+                Compare::lease(group_key, CompareOp::Equal, 0),
                 membership,
             ])
             .and_then([TxnOp::put(ours, caps.encode()?, Some(put))]);
@@ -100,7 +103,10 @@ impl Groups for EtcdBackend {
     async fn delete_group(&self, group: &GroupId) -> Result<()> {
         let group_key = keys::group(group.as_bytes());
         let (kvs, revision) = self.group_keys(group, true).await?;
-        if !kvs.iter().any(|kv| kv.key() == group_key.as_slice()) {
+        if !kvs
+            .iter()
+            .any(|kv| kv.key() == group_key.as_slice() && kv.lease() == 0)
+        {
             return Err(Error::GroupNotCreated {
                 group: group.clone(),
             });
@@ -118,6 +124,7 @@ impl Groups for EtcdBackend {
         let txn = Txn::new()
             .when([
                 Compare::version(group_key.clone(), CompareOp::Greater, 0),
+                Compare::lease(group_key.clone(), CompareOp::Equal, 0),
                 Compare::create_revision(group_key.clone(), CompareOp::Less, revision + 1)
                     .with_prefix(),
             ])
@@ -178,7 +185,10 @@ impl Groups for EtcdBackend {
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
         let group_key = keys::group(group.as_bytes());
         let (kvs, _) = self.group_keys(group, false).await?;
-        if !kvs.iter().any(|kv| kv.key() == group_key.as_slice()) {
+        if !kvs
+            .iter()
+            .any(|kv| kv.key() == group_key.as_slice() && kv.lease() == 0)
+        {
             return Err(Error::GroupNotCreated {
                 group: group.clone(),
             });
@@ -206,7 +216,10 @@ impl Groups for EtcdBackend {
     async fn member_ids(&self, group: &GroupId) -> Result<Vec<MemberId>> {
         let group_key = keys::group(group.as_bytes());
         let (kvs, _) = self.group_keys(group, true).await?;
-        if !kvs.iter().any(|kv| kv.key() == group_key.as_slice()) {
+        if !kvs
+            .iter()
+            .any(|kv| kv.key() == group_key.as_slice() && kv.lease() == 0)
+        {
             return Err(Error::GroupNotCreated {
                 group: group.clone(),
             });

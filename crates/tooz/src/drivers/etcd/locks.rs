@@ -1,9 +1,7 @@
 //! Locks on etcd: Python tooz's key, created only if absent, on the session lease; the
 //! fencing token is its create revision.
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
-
-use super::{EtcdBackend, NAME, keys, owner_bytes, token};
+use super::{EtcdBackend, NAME, keys, owner_bytes};
 use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
@@ -17,32 +15,21 @@ impl EtcdBackend {
             });
         }
         let key = keys::lock(request.name.as_bytes());
-        let put = PutOptions::new().with_lease(self.lease());
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, owner_bytes(request.owner), Some(put))]);
-        let (taken, _, revision) = self.txn("acquiring a lock", txn).await?;
-        if taken {
+        let value = owner_bytes(request.owner);
+        let (token, revision) = self
+            .put_if_absent("acquiring a lock", request.owner, key, value)
+            .await?;
+        if token.is_some() {
             self.refused_at().remove(&request.owner);
-            // The transaction's revision is the one its put created the key at.
-            return token(revision).map(Some);
-        }
-        if request.wait {
+        } else if request.wait {
             self.refused_at().insert(request.owner, revision);
         }
-        Ok(None)
+        Ok(token)
     }
 
     pub(super) async fn release_lock(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
         let key = keys::lock(name.as_bytes());
-        let txn = Txn::new()
-            .when([Compare::value(
-                key.clone(),
-                CompareOp::Equal,
-                owner_bytes(owner),
-            )])
-            .and_then([TxnOp::delete(key, None)]);
-        let (released, _, _) = self.txn("releasing a lock", txn).await?;
-        Ok(released)
+        self.delete_if_ours("releasing a lock", owner, key, owner_bytes(owner))
+            .await
     }
 }

@@ -6,10 +6,12 @@
 //! * **One session lease per coordinator**, as Go's `concurrency.Session`: members, locks and
 //!   leaderships all live on it, heartbeats keep it alive (three times per TTL), and when etcd
 //!   says it expired, everything on it is reported lost (never quietly re-taken) and a new
-//!   lease starts by itself. A lease renewed only after a gap longer than the coordinator's
-//!   local lease (etcd keeps leases over its own restart; a partition may heal just before
-//!   the TTL) is revoked and replaced too: the coordinator has reported its grants lost, so
-//!   their keys must not live on.
+//!   lease starts by itself. A put does not renew the lease it rides on, so a lock or
+//!   leadership is taken only on a lease renewed within the last third of its TTL (renewed
+//!   first if need be), and its local lease is half the TTL: its key always outlives its
+//!   holder's belief. Keys of grants the coordinator no longer holds — lost after a gap in
+//!   heartbeats while etcd kept the lease (as over its own restart), or whose hand-back
+//!   failed — are deleted by the next heartbeats, never left on a lease we keep renewing.
 //! * **Locks** are Python tooz's keys, `/tooz/locks<name>`, created only if absent (so Python's
 //!   locks and ours exclude each other), released by a transaction comparing our value. The
 //!   fencing token is the key's create revision: etcd's revision counter, strictly increasing
@@ -21,7 +23,8 @@
 //!   and the fastest takes it: there is no queue (nor in Python tooz's layout).
 //! * **Groups** are tooz's keys; ours list them without Python's bugs (members listed as
 //!   groups, group `a/b` listed as a member of `a`) without changing what Python sees, and a
-//!   member id may not hold `/` (its key would be another group's). **Leaders** live under
+//!   member id may not hold `/` (its key would be another group's); a group's key has no
+//!   lease (a key on a lease ending in `/` is a Python member whose id does, not a group). **Leaders** live under
 //!   `tooz-rs/leaders/`, a prefix tooz never reads (its etcd driver has no elections).
 //!
 //! The options are listed on [`EtcdOptions`].
@@ -41,8 +44,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, ConnectOptions, LeaseKeepAliveStream, LeaseKeeper, ResponseHeader, Txn, TxnOp,
-    TxnOpResponse, WatchFilterType, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    ResponseHeader, Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
 };
 
 use crate::backend::{
@@ -71,6 +74,19 @@ pub struct EtcdBackend {
     /// watch starts just past it. (A watch from an older revision is served by etcd's
     /// catch-up loop, every 100 ms; one from the present is served at once.)
     refused_at: Arc<Mutex<HashMap<OwnerToken, i64>>>,
+    /// Every lock and leader key we may have put (recorded before the request leaves), until
+    /// it is known gone: a grant the coordinator no longer holds (lost, or a hand-back that
+    /// failed) has its key deleted by the next heartbeats, never left on a lease we renew.
+    grants: Mutex<HashMap<OwnerToken, Grant>>,
+}
+
+/// A key we may hold for a grant: the key, our value in it, and in how many heartbeats in a
+/// row the coordinator's list lacked the grant.
+#[derive(Debug, Clone)]
+struct Grant {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    missed: u8,
 }
 
 /// The session lease and its keep-alive stream.
@@ -109,6 +125,7 @@ impl EtcdBackend {
             lease: AtomicI64::new(0),
             seen: AtomicI64::new(0),
             refused_at: Arc::default(),
+            grants: Mutex::new(HashMap::new()),
         }
     }
 
@@ -175,7 +192,11 @@ impl EtcdBackend {
             )
             .await?;
         self.lease.store(granted.id(), Ordering::Release);
-        let ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(0));
+        // (Clamped: a zero would make heartbeats spin, a huge one overflow deadlines.)
+        let ttl = u64::try_from(granted.ttl())
+            .unwrap_or(0)
+            .clamp(1, 365 * 24 * 3600);
+        let ttl = Duration::from_secs(ttl);
         Ok((
             Session {
                 lease: granted.id(),
@@ -229,6 +250,110 @@ impl EtcdBackend {
                 source: "the lease keep-alive stream ended".into(),
             }),
         }
+    }
+
+    fn grants(&self) -> MutexGuard<'_, HashMap<OwnerToken, Grant>> {
+        self.grants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session lease, renewed first if its last renewal was sent more than a third of
+    /// its TTL ago (heartbeats missed, or manual ones): a key put now lives until that
+    /// renewal plus the TTL — a put does not renew its lease — which must outlast the
+    /// grant's local lease (half the TTL, counted from now).
+    async fn fresh_lease(&self) -> Result<i64> {
+        let mut guard = self.session.lock().await;
+        let Some(session) = guard.as_mut() else {
+            return Err(Error::SessionLost { backend: NAME });
+        };
+        if session.renewed.elapsed() > session.ttl / 3 {
+            let sent = tokio::time::Instant::now();
+            if self.renew(session).await? <= 0 {
+                return Err(Error::SessionLost { backend: NAME });
+            }
+            session.renewed = sent;
+        }
+        Ok(session.lease)
+    }
+
+    /// Puts `value` at `key` on the session lease if the key is absent (a lock, a
+    /// leadership): the grant's token if it was put, and the revision it was answered at.
+    /// Recorded before the request leaves.
+    pub(super) async fn put_if_absent(
+        &self,
+        what: &str,
+        owner: OwnerToken,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<(Option<FencingToken>, i64)> {
+        let lease = self.fresh_lease().await?;
+        let grant = Grant {
+            key: key.clone(),
+            value: value.clone(),
+            missed: 0,
+        };
+        self.grants().insert(owner, grant);
+        let put = PutOptions::new().with_lease(lease);
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, Some(put))]);
+        let (put, _, revision) = self.txn(what, txn).await?;
+        if put {
+            // The transaction's revision is the one its put created the key at.
+            return Ok((Some(token(revision)?), revision));
+        }
+        self.grants().remove(&owner);
+        Ok((None, revision))
+    }
+
+    /// Deletes `key` if it still holds our `value` (a release, a resignation): whether it
+    /// did. The grant is forgotten once the answer is known.
+    pub(super) async fn delete_if_ours(
+        &self,
+        what: &str,
+        owner: OwnerToken,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<bool> {
+        let txn = Txn::new()
+            .when([Compare::value(key.clone(), CompareOp::Equal, value)])
+            .and_then([TxnOp::delete(key, None)]);
+        let (deleted, _, _) = self.txn(what, txn).await?;
+        self.grants().remove(&owner);
+        Ok(deleted)
+    }
+
+    /// Deletes the keys of grants the coordinator has not held for two heartbeats in a row
+    /// (a grant registered after one heartbeat's list was taken is in the next one's).
+    async fn sweep(&self, held: &Held) -> Result<()> {
+        let stale: Vec<(OwnerToken, Grant)> = {
+            let mut grants = self.grants();
+            let holds = |owner: &OwnerToken| {
+                held.locks.iter().any(|(_, o)| o == owner)
+                    || held.leaderships.iter().any(|(_, o)| o == owner)
+            };
+            for (owner, grant) in grants.iter_mut() {
+                grant.missed = if holds(owner) {
+                    0
+                } else {
+                    grant.missed.saturating_add(1)
+                };
+            }
+            grants
+                .iter()
+                .filter(|(_, g)| g.missed >= 2)
+                .map(|(o, g)| (*o, g.clone()))
+                .collect()
+        };
+        for (owner, grant) in stale {
+            self.delete_if_ours(
+                "deleting a key no grant holds",
+                owner,
+                grant.key,
+                grant.value,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     fn refused_at(&self) -> MutexGuard<'_, HashMap<OwnerToken, i64>> {
@@ -300,21 +425,16 @@ impl Backend for EtcdBackend {
             let mut connect = ConnectOptions::new()
                 .with_connect_timeout(self.options.timeout)
                 .with_keep_alive(Duration::from_secs(1), self.options.timeout)
-                .with_keep_alive_while_idle(true);
+                .with_keep_alive_while_idle(true)
+                // (An auth token dies with an etcd restart, or its TTL: a new one is fetched.)
+                .with_auto_token_refresh(true);
             if let Some((user, password)) = &self.options.user {
                 connect = connect.with_user(user.clone(), password.clone());
             }
             let endpoints = self.options.endpoints.clone();
             let client = self
                 .bounded("connecting", Client::connect(endpoints, Some(connect)))
-                .await
-                .map_err(|e| match e {
-                    Error::Backend { source, .. } => Error::Connection {
-                        backend: NAME,
-                        source: format!("{}: {source}", self.options.url).into(),
-                    },
-                    other => other,
-                })?;
+                .await?;
             let _ = self.client.set(client);
         }
         let (session, ttl) = self.new_session().await?;
@@ -326,7 +446,9 @@ impl Backend for EtcdBackend {
             Characteristic::Linearizable,
             Characteristic::Serializable,
         ]);
-        Ok(Started::new(ttl, characteristics).with_grant_timeout(Some(ttl)))
+        // Grants live on the session lease, which a put does not renew: their local lease is
+        // half the TTL (see `fresh_lease`), so that a key always outlives its holder's belief.
+        Ok(Started::new(ttl, characteristics).with_grant_timeout(Some(ttl / 2)))
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
@@ -334,28 +456,15 @@ impl Backend for EtcdBackend {
         {
             let mut guard = self.session.lock().await;
             let sent = tokio::time::Instant::now();
-            let (ttl, gap) = match guard.as_mut() {
+            let ttl = match guard.as_mut() {
                 Some(session) => {
                     let ttl = self.renew(session).await?;
-                    let gap = sent - session.renewed;
                     session.renewed = sent;
-                    (ttl, gap < session.ttl * 4 / 5)
+                    ttl
                 }
-                None => (0, true),
+                None => 0,
             };
-            if ttl > 0 && !gap {
-                // Renewed after a gap longer than the coordinator's local lease (80% of the
-                // TTL is below its 90%): it has reported everything lost, so nothing may stay
-                // on this lease (etcd renews a lease it kept over its own restart, and a
-                // partition may heal just before the TTL). It goes, and a new one is begun.
-                if let Some(old) = guard.take() {
-                    let mut client = self.client()?;
-                    let _ = self
-                        .bounded("revoking the lease", client.lease_revoke(old.lease))
-                        .await;
-                }
-            }
-            if ttl <= 0 || !gap {
+            if ttl <= 0 {
                 // Expired on etcd: everything on it is gone. A new session, reported.
                 let (session, _) = self.new_session().await?;
                 *guard = Some(session);
@@ -363,6 +472,9 @@ impl Backend for EtcdBackend {
                 return Ok(report);
             }
         }
+        // Keys of grants the coordinator gave up (lost after a gap in heartbeats while etcd
+        // kept the lease, as over its own restart; or a hand-back that failed) go now.
+        self.sweep(held).await?;
         // Everything else we hold, checked in one transaction: a key deleted by someone else
         // (Python's `break_`, an operator) is a loss too.
         let lease = self.lease();
@@ -383,14 +495,19 @@ impl Backend for EtcdBackend {
             reads.push(TxnOp::get(keys::leader(group.as_bytes()), None));
             expect.push((*owner, Some(self.leader_value(*owner)), Kind::Leadership));
         }
-        if reads.is_empty() {
-            return Ok(report);
-        }
-        let (_, answers, _) = self.txn("a heartbeat", Txn::new().and_then(reads)).await?;
-        if answers.len() != expect.len() {
-            return Err(error::unexpected(
-                "a transaction answered another number of reads",
-            ));
+        // etcd takes at most 128 operations in a transaction.
+        let mut answers = Vec::with_capacity(reads.len());
+        let mut reads = reads.into_iter().peekable();
+        while reads.peek().is_some() {
+            let chunk: Vec<TxnOp> = reads.by_ref().take(128).collect();
+            let asked = chunk.len();
+            let (_, got, _) = self.txn("a heartbeat", Txn::new().and_then(chunk)).await?;
+            if got.len() != asked {
+                return Err(error::unexpected(
+                    "a transaction answered another number of reads",
+                ));
+            }
+            answers.extend(got);
         }
         for (answer, (owner, value, kind)) in answers.iter().zip(expect) {
             let kv = match answer {

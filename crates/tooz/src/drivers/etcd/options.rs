@@ -7,7 +7,7 @@ use url::Url;
 
 use super::NAME;
 use crate::error::{Error, Result};
-use crate::options::{RedactedUrl, UrlOptions};
+use crate::options::{RedactedUrl, UrlOptions, percent_decode};
 
 const OPTIONS: &[&str] = &[
     "timeout",
@@ -91,18 +91,18 @@ impl EtcdOptions {
                 endpoints.push(format!("http://{endpoint}"));
             }
         }
-        let user = (!url.username().is_empty()).then(|| {
-            let decode = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            (
-                decode(url.username()),
-                decode(url.password().unwrap_or_default()),
-            )
-        });
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| Error::InvalidUrl {
+                url: shown.to_string(),
+                reason: "the user or password is not valid percent-encoded UTF-8".into(),
+            })
+        };
+        let user = if url.username().is_empty() {
+            None
+        } else {
+            let password = decode(url.password().unwrap_or_default())?;
+            Some((decode(url.username())?, password))
+        };
         let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
         if timeout < Duration::from_millis(100) {
             return Err(options.invalid(
@@ -155,8 +155,10 @@ mod tests {
         let o = parse("etcd://h?membership_timeout=20&lock_timeout=8&api_version=v3").unwrap();
         assert_eq!(o.endpoints, ["http://h:2379"]);
         assert_eq!(o.lease_ttl, Duration::from_secs(8));
-        let shown = format!("{:?}", parse("etcd3+http://u:secret@h").unwrap());
-        assert!(!shown.contains("secret"), "{shown}");
+        let parsed = parse("etcd3+http://u:s%2Bcret+x@h").unwrap();
+        assert_eq!(parsed.user, Some(("u".into(), "s+cret+x".into())));
+        let shown = format!("{parsed:?}");
+        assert!(!shown.contains("cret"), "{shown}");
     }
 
     #[test]
