@@ -53,7 +53,7 @@
 //! | `file:///DIR` | local directory, tooz's file driver layout, shared with Python tooz | `file` (default) | member file mtime + kernel locks | available |
 //! | `redis://`, `rediss://`, `redis:///path.sock` | Redis (single, or Sentinel with `?sentinel=MASTER`), tooz's key layout, shared with Python tooz | `redis` (`redis-tls` for `rediss://`) | key TTLs renewed by heartbeats | available |
 //! | `memcached://HOST[:PORT]` | memcached 1.6+, tooz's key layout, shared with Python tooz; locks owned by CAS, fencing tokens best effort (`drivers::memcached`) | `memcached` | item TTLs renewed by heartbeats | available |
-//! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 (TLS, `etcd3+https://`, refused for now): tooz's key layout, shared with Python tooz; locks fenced by the key's create revision, watches pushed by etcd (`drivers::etcd`) | `etcd` | one session lease per coordinator, renewed by heartbeats | available |
+//! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 (TLS with `etcd-tls`): tooz's key layout, shared with Python tooz; locks fenced by the key's create revision, watches pushed by etcd (`drivers::etcd`) | `etcd` | one session lease per coordinator, renewed by heartbeats | available |
 //! | `zookeeper://`, `kazoo://` | ZooKeeper | `zookeeper` | session, ephemeral nodes | planned |
 //! | `postgresql://`, `postgres://` | PostgreSQL 14+: session advisory locks on keys the server assigns per name (no collisions), durable fencing counters, groups and elections in tables (`drivers::postgres`) | `postgres` | the session (bounded by `idle_session_timeout`), rows timed by the server's clock | available |
 //! | `mysql://` | MySQL 5.7.5+ / MariaDB 10.0.2+: `GET_LOCK` on tooz's lock names (Python tooz's locks exclude ours), durable fencing counters, waits queued on the server, groups and elections in tables (`drivers::mysql`) | `mysql` | the connection (bounded by `wait_timeout`), rows timed by the server's clock | available |
@@ -77,6 +77,7 @@
 //! | `postgres` | no | `postgresql://` (`drivers::postgres`, with `tokio-postgres`) |
 //! | `postgres-tls` | no | `sslmode=require`, `verify-ca`, `verify-full` on `postgresql://` (rustls; the server is always verified against `sslrootcert`) |
 //! | `etcd` | no | `etcd3+http://` (`drivers::etcd`, with `etcd-client`; its build needs `protoc`) |
+//! | `etcd-tls` | no | `etcd3+https://` with `ca_cert` (rustls; the servers are always verified against it, names included), `cert_cert`, `cert_key` |
 //! | `mysql` | no | `mysql://` (`drivers::mysql`, with `mysql_async`, pure Rust) |
 //! | `mysql-tls` | no | `ssl_ca`, `ssl_cert`, `ssl_key` on `mysql://` (rustls; the server is always verified against `ssl_ca`, its name always checked) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |

@@ -234,9 +234,9 @@ mod tests {
         );
         assert!(error("gopher://x").contains("unknown scheme 'gopher'"));
         assert!(error("gopher://x").contains("memory://"));
-        assert!(error("etcd3+http://u:pw@h").contains("not available"));
+        assert!(error("zookeeper://u:pw@h").contains("not available"));
         assert!(
-            !error("etcd3+http://u:pw@h").contains("pw@"),
+            !error("zookeeper://u:pw@h").contains("pw@"),
             "password redacted"
         );
         assert!(error("memory://x?bogus=1").contains("valid options are: timeout"));

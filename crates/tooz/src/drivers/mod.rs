@@ -23,6 +23,7 @@ mod shared;
 #[cfg(any(
     feature = "memcached-tls",
     feature = "postgres-tls",
-    feature = "mysql-tls"
+    feature = "mysql-tls",
+    feature = "etcd-tls"
 ))]
 mod tls;

@@ -431,6 +431,15 @@ impl Backend for EtcdBackend {
             if let Some((user, password)) = &self.options.user {
                 connect = connect.with_user(user.clone(), password.clone());
             }
+            #[cfg(feature = "etcd-tls")]
+            if let Some(tls) = &self.options.tls {
+                use etcd_client::{Certificate, Identity, TlsOptions};
+                let mut config = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca));
+                if let Some((cert, key)) = &tls.identity {
+                    config = config.identity(Identity::from_pem(cert, key));
+                }
+                connect = connect.with_tls(config);
+            }
             let endpoints = self.options.endpoints.clone();
             let client = self
                 .bounded("connecting", Client::connect(endpoints, Some(connect)))

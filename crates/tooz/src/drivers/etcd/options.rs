@@ -34,10 +34,14 @@ const LONGEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | `lock_timeout` | `timeout` | as tooz's; the session lease takes the shorter of the two |
 /// | `endpoints` | — | more endpoints, `host:port`, comma-separated or repeated (etcd clients balance over them) |
 /// | `api_version` | — | accepted and ignored (tooz's gateway path; we speak gRPC) |
-/// | `ca_cert`, `cert_key`, `cert_cert` | — | tooz's TLS options (`etcd3+https://`): not offered yet, refused with [`Error::Unsupported`] rather than ignored |
+/// | `ca_cert` | — | `etcd3+https://` (cargo feature `etcd-tls`): the CA that signed the servers' certificates, required; they are always verified, names included |
+/// | `cert_cert`, `cert_key` | — | a client certificate and its key (PEM), both or neither |
 /// | `executor` | — | accepted and ignored (tooz's thread pool) |
 #[derive(Clone)]
 pub struct EtcdOptions {
+    /// TLS, for `etcd3+https://`.
+    #[cfg(feature = "etcd-tls")]
+    pub(super) tls: Option<Tls>,
     pub(super) url: RedactedUrl,
     pub(super) endpoints: Vec<String>,
     pub(super) user: Option<(String, String)>,
@@ -63,22 +67,19 @@ impl EtcdOptions {
     pub fn from_url(url: &Url) -> Result<Self> {
         let shown = RedactedUrl::new(url.clone());
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        if url.scheme() == "etcd3+https"
-            || ["ca_cert", "cert_key", "cert_cert"]
-                .iter()
-                .any(|o| options.get(o).is_some())
-        {
-            return Err(Error::Unsupported {
-                operation: "TLS (etcd3+https:// and the ca_cert, cert_key, cert_cert options)",
-                backend: NAME,
-            });
-        }
+        #[cfg_attr(not(feature = "etcd-tls"), allow(unused_variables))]
+        let tls = tls(url, &options)?;
+        let scheme = if url.scheme() == "etcd3+https" {
+            "https"
+        } else {
+            "http"
+        };
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
             Some(host) => host.to_string(),
             None => "localhost".to_owned(),
         };
-        let mut endpoints = vec![format!("http://{host}:{}", url.port().unwrap_or(2379))];
+        let mut endpoints = vec![format!("{scheme}://{host}:{}", url.port().unwrap_or(2379))];
         for listed in options.get_all("endpoints") {
             for endpoint in listed.split(',').map(str::trim).filter(|e| !e.is_empty()) {
                 let valid = !endpoint.contains("://")
@@ -88,7 +89,7 @@ impl EtcdOptions {
                 if !valid {
                     return Err(options.invalid("endpoints", endpoint, "expected HOST:PORT"));
                 }
-                endpoints.push(format!("http://{endpoint}"));
+                endpoints.push(format!("{scheme}://{endpoint}"));
             }
         }
         let decode = |s: &str| {
@@ -126,6 +127,94 @@ impl EtcdOptions {
             user,
             timeout,
             lease_ttl,
+            #[cfg(feature = "etcd-tls")]
+            tls,
+        })
+    }
+}
+
+/// TLS for `etcd3+https://`: the CA (PEM) that signed the servers' certificates, and a
+/// client certificate and key (PEM) if given.
+#[cfg(feature = "etcd-tls")]
+#[derive(Clone)]
+pub(super) struct Tls {
+    pub(super) ca: Vec<u8>,
+    pub(super) identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+#[cfg(feature = "etcd-tls")]
+type TlsSettings = Tls;
+#[cfg(not(feature = "etcd-tls"))]
+type TlsSettings = std::convert::Infallible;
+
+/// Reads tooz's TLS options: `etcd3+https://` needs `ca_cert` (the servers are always
+/// verified against it, names included); `cert_cert` and `cert_key` go together; on
+/// `etcd3+http://` they would be ignored, so they are refused.
+fn tls(url: &Url, options: &UrlOptions) -> Result<Option<TlsSettings>> {
+    let (ca, cert, key) = (
+        options.get("ca_cert"),
+        options.get("cert_cert"),
+        options.get("cert_key"),
+    );
+    if url.scheme() != "etcd3+https" {
+        for (option, value) in [("ca_cert", ca), ("cert_cert", cert), ("cert_key", key)] {
+            if let Some(value) = value {
+                return Err(options.invalid(
+                    option,
+                    value,
+                    "TLS options need an etcd3+https:// URL (here they would be ignored)",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(ca) = ca else {
+        return Err(options.invalid(
+            "ca_cert",
+            "",
+            "etcd3+https:// needs the CA that signed the servers' certificates: they are \
+             always verified",
+        ));
+    };
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(options.invalid("cert_key", "", "cert_cert and cert_key go together"));
+        }
+        (None, Some(_)) => {
+            return Err(options.invalid("cert_cert", "", "cert_cert and cert_key go together"));
+        }
+    };
+    #[cfg(feature = "etcd-tls")]
+    {
+        use crate::drivers::tls::{TlsFiles, client_config};
+        // Read and checked now, so that a bad file is an error naming its option.
+        let files = TlsFiles {
+            ca: (ca.into(), "ca_cert"),
+            client: client.map(|(c, k)| ((c.into(), "cert_cert"), (k.into(), "cert_key"))),
+            check_hostname: true,
+        };
+        client_config(NAME, &files)?;
+        let read = |path: &str, option: &str| {
+            std::fs::read(path)
+                .map_err(|e| options.invalid(option, path, &format!("cannot read it: {e}")))
+        };
+        let identity = match client {
+            Some((cert, key)) => Some((read(cert, "cert_cert")?, read(key, "cert_key")?)),
+            None => None,
+        };
+        Ok(Some(Tls {
+            ca: read(ca, "ca_cert")?,
+            identity,
+        }))
+    }
+    #[cfg(not(feature = "etcd-tls"))]
+    {
+        let _ = (ca, client);
+        Err(Error::FeatureNotEnabled {
+            what: "TLS for etcd (etcd3+https://)",
+            feature: "etcd-tls",
         })
     }
 }
@@ -172,8 +261,15 @@ mod tests {
             let err = parse(&format!("etcd3+http://h?{bad}")).unwrap_err();
             assert!(matches!(err, Error::InvalidOption { .. }), "{bad}: {err:?}");
         }
-        for tls in ["etcd3+https://h", "etcd3+http://h?ca_cert=/ca.pem"] {
-            assert!(matches!(parse(tls).unwrap_err(), Error::Unsupported { .. }));
+        for tls in [
+            "etcd3+https://h",
+            "etcd3+http://h?ca_cert=/ca.pem",
+            "etcd3+https://h?ca_cert=/ca.pem&cert_cert=/c.pem",
+        ] {
+            assert!(matches!(
+                parse(tls).unwrap_err(),
+                Error::InvalidOption { .. } | Error::FeatureNotEnabled { .. }
+            ));
         }
     }
 }
