@@ -36,9 +36,9 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS tooz_locks (
 /// and its counter row bumped in the same statement; the token comes back as the insert id,
 /// and no row changed means not taken.
 const ACQUIRE: &str = "INSERT INTO tooz_locks (id, fence)
-                 SELECT ?, LAST_INSERT_ID(1) FROM DUAL
+                 SELECT ?, LAST_INSERT_ID(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6))) FROM DUAL
                  WHERE IF(IS_USED_LOCK(?) <=> CONNECTION_ID(), 0, GET_LOCK(?, ?)) = 1
-                 ON DUPLICATE KEY UPDATE fence = LAST_INSERT_ID(fence + 1)";
+                 ON DUPLICATE KEY UPDATE fence = LAST_INSERT_ID(GREATEST(fence + 1, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6))))";
 /// Release, as the driver runs it.
 const RELEASE: &str = "SELECT RELEASE_LOCK(?)";
 /// The floor's counter row goes at the end (the driver's own rows stay, as they always do).
@@ -372,6 +372,5 @@ async fn main() {
 }
 
 /// The floor's statements, shortened for the table's footnote.
-const ACQUIRE_SHORT: &str =
-    "GET_LOCK + fence = LAST_INSERT_ID(fence + 1) (one INSERT ... SELECT statement)";
+const ACQUIRE_SHORT: &str = "GET_LOCK + fence = LAST_INSERT_ID(GREATEST(fence + 1, server clock)) (one INSERT ... SELECT statement, the driver's)";
 const RELEASE_SHORT: &str = "RELEASE_LOCK";
