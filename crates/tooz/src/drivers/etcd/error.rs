@@ -26,8 +26,9 @@ pub(crate) fn etcd_error(e: etcd_client::Error) -> Error {
     }
     let connection = match &e {
         E::TransportError(_) | E::IoError(_) | E::LeaseKeepAliveError(_) | E::WatchError(_) => true,
-        // gRPC codes: CANCELLED 1, UNKNOWN 2, DEADLINE_EXCEEDED 4, UNAVAILABLE 14.
-        E::GRpcStatus(status) => matches!(status.code() as i32, 1 | 2 | 4 | 14),
+        // gRPC codes: CANCELLED 1, UNKNOWN 2, DEADLINE_EXCEEDED 4, INTERNAL 13 (a stream cut
+        // mid-answer: the request may have been applied), UNAVAILABLE 14.
+        E::GRpcStatus(status) => matches!(status.code() as i32, 1 | 2 | 4 | 13 | 14),
         _ => false,
     };
     if connection {

@@ -78,6 +78,8 @@ pub struct EtcdBackend {
     /// it is known gone: a grant the coordinator no longer holds (lost, or a hand-back that
     /// failed) has its key deleted by the next heartbeats, never left on a lease we renew.
     grants: Mutex<HashMap<OwnerToken, Grant>>,
+    /// `stop` ran: no new session is begun any more.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// A key we may hold for a grant: the key, our value in it, and in how many heartbeats in a
@@ -97,6 +99,9 @@ struct Session {
     stream: LeaseKeepAliveStream,
     /// When the last renewal etcd answered was sent.
     renewed: tokio::time::Instant,
+    /// A renewal was sent and its answer not read (its caller was cancelled): the next read
+    /// would take that answer for its own, so the stream is replaced first.
+    dirty: bool,
 }
 
 impl fmt::Debug for EtcdBackend {
@@ -126,6 +131,7 @@ impl EtcdBackend {
             seen: AtomicI64::new(0),
             refused_at: Arc::default(),
             grants: Mutex::new(HashMap::new()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -204,6 +210,7 @@ impl EtcdBackend {
                 keeper,
                 stream,
                 renewed: sent,
+                dirty: false,
             },
             ttl,
         ))
@@ -213,13 +220,17 @@ impl EtcdBackend {
     /// keep-alive stream that failed (etcd closes it on an expired lease, and with a dead
     /// connection) is replaced after asking etcd what became of the lease.
     async fn renew(&self, session: &mut Session) -> Result<i64> {
-        let renew = async {
-            session.keeper.keep_alive().await?;
-            session.stream.message().await
-        };
-        if let Ok(Some(answer)) = self.bounded("renewing the session lease", renew).await {
-            self.saw(answer.header());
-            return Ok(answer.ttl());
+        if !session.dirty {
+            session.dirty = true;
+            let renew = async {
+                session.keeper.keep_alive().await?;
+                session.stream.message().await
+            };
+            if let Ok(Some(answer)) = self.bounded("renewing the session lease", renew).await {
+                session.dirty = false;
+                self.saw(answer.header());
+                return Ok(answer.ttl());
+            }
         }
         let mut client = self.client()?;
         let asked = client.lease_time_to_live(session.lease, None);
@@ -236,12 +247,14 @@ impl EtcdBackend {
             .await?;
         session.keeper = keeper;
         session.stream = stream;
+        session.dirty = true;
         let renew = async {
             session.keeper.keep_alive().await?;
             session.stream.message().await
         };
         match self.bounded("renewing the session lease", renew).await? {
             Some(answer) => {
+                session.dirty = false;
                 self.saw(answer.header());
                 Ok(answer.ttl())
             }
@@ -474,6 +487,9 @@ impl Backend for EtcdBackend {
                 None => 0,
             };
             if ttl <= 0 {
+                if self.stopped.load(Ordering::Acquire) {
+                    return Err(Error::Stopped);
+                }
                 // Expired on etcd: everything on it is gone. A new session, reported.
                 let (session, _) = self.new_session().await?;
                 *guard = Some(session);
@@ -538,6 +554,7 @@ impl Backend for EtcdBackend {
     }
 
     async fn stop(&self) -> Result<()> {
+        self.stopped.store(true, Ordering::Release);
         let session = self.session.lock().await.take();
         if let Some(session) = session {
             // Revoking the lease deletes every key on it at once (members, locks, leaders),
