@@ -9,6 +9,12 @@
 //! data directory (etcd fsyncs its log: every committed write survives, and so do leases,
 //! which a restarted etcd renews to their full TTL). Dropped: killed, and its directory
 //! removed.
+//!
+//! `Server::start_with` takes a [`Setup`]: more etcd flags, and client URLs in `https://`
+//! (`--cert-file`, `--key-file`, ... among the flags), whose health check is then made with
+//! TLS too, verifying the server's certificate as a client would (etcd 3.4 asks for a client
+//! certificate as soon as it has `--trusted-ca-file`, with or without `--client-cert-auth`:
+//! the check then presents one).
 
 // Shared by several test binaries, each of which uses only part of it.
 #![allow(dead_code)]
@@ -58,18 +64,47 @@ pub(crate) fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
+/// What etcd is started with beyond the defaults (`Setup::default()`: plain text).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Setup {
+    /// More flags, after the server's own (`--cert-file=...`, `--client-cert-auth`).
+    pub(crate) args: Vec<String>,
+    /// Client URLs in `https://`, and how the health check verifies them (the flags giving
+    /// etcd its certificate are the caller's, in `args`).
+    pub(crate) https: Option<Https>,
+}
+
+/// How the health check reaches an etcd whose client URLs are `https://`.
+#[derive(Debug, Clone)]
+pub(crate) struct Https {
+    /// The CA that signed the server's certificate (curl's `--cacert`).
+    pub(crate) ca: String,
+    /// A client certificate and its key (curl's `--cert`, `--key`): for a server with
+    /// `--trusted-ca-file` (and `--client-cert-auth`).
+    pub(crate) client: Option<(String, String)>,
+    /// The name the server's certificate is for, if not `127.0.0.1`: the check reaches
+    /// 127.0.0.1 by that name (curl's `--resolve`), so that the name is checked still.
+    pub(crate) name: Option<String>,
+}
+
 pub(crate) struct Server {
     /// The client port.
     pub(crate) port: u16,
     peer_port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    setup: Setup,
     child: Option<Child>,
 }
 
 impl Server {
-    /// A fresh one-member cluster with an empty key space, answering.
+    /// A fresh one-member cluster with an empty key space, answering (in plain text).
     pub(crate) fn start() -> Self {
+        Self::start_with(Setup::default())
+    }
+
+    /// The same with `setup`'s flags, and TLS on the client port if it says so.
+    pub(crate) fn start_with(setup: Setup) -> Self {
         static SERIAL: AtomicUsize = AtomicUsize::new(0);
         let bin = on_path("etcd").expect("etcd is installed");
         let ports = free_ports(2);
@@ -86,6 +121,7 @@ impl Server {
             peer_port,
             dir,
             bin,
+            setup,
             child: None,
         };
         server.launch();
@@ -110,7 +146,7 @@ impl Server {
             .append(true)
             .open(self.log())
             .unwrap();
-        let client = format!("http://127.0.0.1:{}", self.port);
+        let client = format!("{}://127.0.0.1:{}", self.scheme(), self.port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut etcd = Command::new(&self.bin);
         etcd.arg("--name")
@@ -128,6 +164,7 @@ impl Server {
             .arg("--initial-cluster")
             .arg(format!("t={peer}"))
             .args(["--logger=zap", "--log-level=error"])
+            .args(&self.setup.args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -162,11 +199,33 @@ impl Server {
         self.child = Some(child);
     }
 
-    /// `curl -s http://127.0.0.1:P/health` says `"health":"true"`.
+    /// `http` or `https`: what the client port speaks.
+    fn scheme(&self) -> &'static str {
+        if self.setup.https.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `curl -s http://127.0.0.1:P/health` says `"health":"true"` (with TLS: `https://`,
+    /// `--cacert`, and `--cert`, `--key`, `--resolve` where the setup has them).
     fn healthy(&self) -> bool {
-        Command::new("curl")
-            .args(["-s", "--max-time", "1"])
-            .arg(format!("http://127.0.0.1:{}/health", self.port))
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "--max-time", "1"]);
+        let mut host = "127.0.0.1".to_owned();
+        if let Some(https) = &self.setup.https {
+            curl.arg("--cacert").arg(&https.ca);
+            if let Some((cert, key)) = &https.client {
+                curl.arg("--cert").arg(cert).arg("--key").arg(key);
+            }
+            if let Some(name) = &https.name {
+                curl.arg("--resolve")
+                    .arg(format!("{name}:{}:127.0.0.1", self.port));
+                host.clone_from(name);
+            }
+        }
+        curl.arg(format!("{}://{host}:{}/health", self.scheme(), self.port))
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
@@ -183,14 +242,21 @@ impl Server {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// The URL of this server with `options` (`timeout=3&...`).
+    /// The URL of this server with `options` (`timeout=3&...`): `etcd3+https://` if its
+    /// client port speaks TLS (the options must then give `ca_cert`).
     pub(crate) fn url(&self, options: &str) -> String {
-        format!("etcd3+http://127.0.0.1:{}?{options}", self.port)
+        format!("{}?{options}", self.direct_url())
     }
 
     /// The same without options (for a raw client of the test's own).
     pub(crate) fn direct_url(&self) -> String {
-        format!("etcd3+http://127.0.0.1:{}", self.port)
+        format!("etcd3+{}://127.0.0.1:{}", self.scheme(), self.port)
+    }
+
+    /// The client endpoint, `http://127.0.0.1:P` or `https://127.0.0.1:P` (for a raw
+    /// `etcd_client` of the test's own).
+    pub(crate) fn endpoint(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
     }
 
     /// Whether etcd runs.
