@@ -198,6 +198,44 @@ impl UrlOptions {
             .map_err(|_| self.invalid(name, raw, "expected a non-negative integer"))
     }
 
+    /// A duration option between `min` and `max` (`range` says so in the error), `default`
+    /// when absent (checked too: it may come from another option).
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) fn duration_within(
+        &self,
+        name: &str,
+        default: Duration,
+        (min, max): (Duration, Duration),
+        range: &str,
+    ) -> Result<Duration> {
+        let value = self.duration(name, default)?;
+        if value < min || value > max {
+            let raw = self.get(name).unwrap_or("(from timeout)");
+            return Err(self.invalid(name, raw, range));
+        }
+        Ok(value)
+    }
+
+    /// `table_prefix`, spliced into SQL text: 1 to 40 lowercase letters, digits or `_`, not
+    /// starting with a digit.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) fn table_prefix(&self, default: &str) -> Result<String> {
+        let prefix = self.get("table_prefix").unwrap_or(default);
+        let valid = (1..=40).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !prefix.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(self.invalid(
+                "table_prefix",
+                prefix,
+                "1 to 40 lowercase letters, digits or '_', not starting with a digit",
+            ));
+        }
+        Ok(prefix.to_owned())
+    }
+
     /// The error for a bad value of `name`.
     pub fn invalid(&self, name: &str, value: &str, reason: &str) -> Error {
         // The value of a password-like option is never repeated back.

@@ -73,7 +73,7 @@ use crate::backend::{
     OwnerToken, Started, Topic,
 };
 use crate::characteristics::{Characteristic, Characteristics};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ids::{LockName, MemberId};
 use link::{Failure, Link, Outcome};
 pub use options::MysqlOptions;
@@ -106,7 +106,7 @@ pub struct MysqlBackend {
     schema_ready: AtomicBool,
     /// Whether the server is MariaDB (its lock names may be longer), once connected.
     mariadb: OnceLock<bool>,
-    /// `stop` ran: no connection is opened or kept any more.
+    /// `stop` ran: no spare connection is kept, and no lock granted to one is pinned.
     stopped: AtomicBool,
 }
 
@@ -292,9 +292,8 @@ impl MysqlBackend {
 
     /// The live session in `main`, opening one if there is none or the watcher saw it end.
     async fn session<'m>(&self, main: &'m mut Option<Link>) -> Result<&'m mut Link> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(Error::Stopped);
-        }
+        // (Open even after `stop`: a grant handed back as the coordinator stopped still needs
+        // a session to be released or resigned on.)
         if let Some(link) = main.as_ref()
             && self.shared.ended().remove(&link.generation)
         {

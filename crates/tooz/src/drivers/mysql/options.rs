@@ -103,29 +103,12 @@ impl MysqlOptions {
             .transpose()?;
         let password = url.password().map(decode).transpose()?;
         let timeout = options.duration("timeout", DEFAULT_TIMEOUT)?;
-        let bounded = |name: &str, default: Duration| -> Result<Duration> {
-            let value = options.duration(name, default)?;
-            let raw = options.get(name).unwrap_or("(from timeout)");
-            if value < Duration::from_secs(1) || value > LONGEST_TIMEOUT {
-                return Err(options.invalid(name, raw, "between 1 s and 365 days"));
-            }
-            Ok(value)
+        let limits = (Duration::from_secs(1), LONGEST_TIMEOUT);
+        let bounded = |name: &str, default: Duration| {
+            options.duration_within(name, default, limits, "between 1 s and 365 days")
         };
         let timeout = bounded("timeout", timeout)?;
-        let table_prefix = options.get("table_prefix").unwrap_or(DEFAULT_PREFIX);
-        let valid_prefix = !table_prefix.is_empty()
-            && table_prefix.len() <= 40
-            && table_prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && !table_prefix.as_bytes()[0].is_ascii_digit();
-        if !valid_prefix {
-            return Err(options.invalid(
-                "table_prefix",
-                table_prefix,
-                "1 to 40 lowercase letters, digits or '_', not starting with a digit",
-            ));
-        }
+        let table_prefix = options.table_prefix(DEFAULT_PREFIX)?;
         Ok(Self {
             url: shown,
             host,
@@ -137,7 +120,7 @@ impl MysqlOptions {
             timeout,
             membership_timeout: bounded("membership_timeout", timeout)?,
             lock_timeout: bounded("lock_timeout", timeout)?,
-            table_prefix: table_prefix.to_owned(),
+            table_prefix,
             #[cfg(feature = "mysql-tls")]
             tls,
         })
