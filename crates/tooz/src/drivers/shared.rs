@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
 use crate::backend::ChangeHint;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+use crate::{error::Error, ids::GroupId, options::RedactedUrl};
 
 /// Process-wide objects by name, alive while anyone holds them (an in-memory store by its
 /// URL name, a directory's change notifier by its path).
@@ -74,5 +76,52 @@ impl Changes {
                 () = tokio::time::sleep(poll) => {}
             }
         })
+    }
+}
+
+/// The error for a step that `server` did not answer within `bound`: `Connection`, naming
+/// the step and the server (its URL, password hidden).
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+pub(crate) fn timed_out(
+    backend: &'static str,
+    server: &RedactedUrl,
+    what: &str,
+    bound: std::time::Duration,
+) -> Error {
+    Error::Connection {
+        backend,
+        source: format!("{what}: {server} did not answer within {bound:?}").into(),
+    }
+}
+
+/// Runs a driver's step, bounded by `bound` (its `timeout` option): past it, [`timed_out`].
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+pub(crate) async fn bounded<T, E: Into<Error>>(
+    backend: &'static str,
+    server: &RedactedUrl,
+    bound: std::time::Duration,
+    what: &str,
+    step: impl Future<Output = Result<T, E>>,
+) -> crate::error::Result<T> {
+    match tokio::time::timeout(bound, step).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(timed_out(backend, server, what, bound)),
+    }
+}
+
+/// The error for a group change that touched nothing: `GroupNotCreated` if the group is
+/// missing (as `exists`, asked afterwards, found), `otherwise` if it is there.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+pub(crate) fn missing_group_or(
+    exists: crate::error::Result<bool>,
+    group: &GroupId,
+    otherwise: Error,
+) -> Error {
+    match exists {
+        Ok(false) => Error::GroupNotCreated {
+            group: group.clone(),
+        },
+        Ok(true) => otherwise,
+        Err(e) => e,
     }
 }

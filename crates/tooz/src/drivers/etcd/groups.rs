@@ -7,6 +7,7 @@ use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, Txn
 use super::{EtcdBackend, NAME, keys};
 use crate::backend::Groups;
 use crate::capabilities::Capabilities;
+use crate::drivers::shared;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
 
@@ -45,13 +46,7 @@ impl EtcdBackend {
 
     /// The error for a change refused: the group is missing, or `otherwise`.
     async fn missing_group_or(&self, group: &GroupId, otherwise: Error) -> Error {
-        match self.group_exists(group).await {
-            Ok(false) => Error::GroupNotCreated {
-                group: group.clone(),
-            },
-            Ok(true) => otherwise,
-            Err(e) => e,
-        }
+        shared::missing_group_or(self.group_exists(group).await, group, otherwise)
     }
 
     fn our_key(&self, group: &GroupId) -> Vec<u8> {

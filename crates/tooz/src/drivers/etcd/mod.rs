@@ -48,6 +48,7 @@ use etcd_client::{
     ResponseHeader, Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
 };
 
+use super::shared;
 use crate::backend::{
     Backend, BeatReport, ChangeHint, Elections, FencingToken, Groups, Held, LockRequest, Losses,
     OwnerToken, Started, Topic,
@@ -160,17 +161,8 @@ impl EtcdBackend {
         what: &str,
         request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.options.timeout, request).await {
-            Ok(result) => result.map_err(Into::into),
-            Err(_) => Err(Error::Connection {
-                backend: NAME,
-                source: format!(
-                    "{what}: {} did not answer within {:?}",
-                    self.options.url, self.options.timeout
-                )
-                .into(),
-            }),
-        }
+        let options = &self.options;
+        shared::bounded(NAME, &options.url, options.timeout, what, request).await
     }
 
     /// Runs `txn`: whether its comparisons held, its responses, and its revision.
@@ -220,17 +212,10 @@ impl EtcdBackend {
     /// keep-alive stream that failed (etcd closes it on an expired lease, and with a dead
     /// connection) is replaced after asking etcd what became of the lease.
     async fn renew(&self, session: &mut Session) -> Result<i64> {
-        if !session.dirty {
-            session.dirty = true;
-            let renew = async {
-                session.keeper.keep_alive().await?;
-                session.stream.message().await
-            };
-            if let Ok(Some(answer)) = self.bounded("renewing the session lease", renew).await {
-                session.dirty = false;
-                self.saw(answer.header());
-                return Ok(answer.ttl());
-            }
+        if !session.dirty
+            && let Ok(Some(ttl)) = self.keep_alive(session).await
+        {
+            return Ok(ttl);
         }
         let mut client = self.client()?;
         let asked = client.lease_time_to_live(session.lease, None);
@@ -247,22 +232,28 @@ impl EtcdBackend {
             .await?;
         session.keeper = keeper;
         session.stream = stream;
+        self.keep_alive(session)
+            .await?
+            .ok_or_else(|| Error::Connection {
+                backend: NAME,
+                source: "the lease keep-alive stream ended".into(),
+            })
+    }
+
+    /// One keep-alive on the session's stream: the TTL etcd answered, `None` if the stream
+    /// ended. The stream is dirty from the send until the answer is read (see `dirty`).
+    async fn keep_alive(&self, session: &mut Session) -> Result<Option<i64>> {
         session.dirty = true;
         let renew = async {
             session.keeper.keep_alive().await?;
             session.stream.message().await
         };
-        match self.bounded("renewing the session lease", renew).await? {
-            Some(answer) => {
-                session.dirty = false;
-                self.saw(answer.header());
-                Ok(answer.ttl())
-            }
-            None => Err(Error::Connection {
-                backend: NAME,
-                source: "the lease keep-alive stream ended".into(),
-            }),
-        }
+        let answer = self.bounded("renewing the session lease", renew).await?;
+        Ok(answer.map(|answer| {
+            session.dirty = false;
+            self.saw(answer.header());
+            answer.ttl()
+        }))
     }
 
     fn grants(&self) -> MutexGuard<'_, HashMap<OwnerToken, Grant>> {

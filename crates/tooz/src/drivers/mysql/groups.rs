@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::{MysqlBackend, NAME, column, key};
 use crate::backend::Groups;
 use crate::capabilities::Capabilities;
+use crate::drivers::shared;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
 
@@ -23,13 +24,7 @@ impl MysqlBackend {
 
     /// The error for a change that touched no row: the group is missing, or `otherwise`.
     async fn missing_group_or(&self, group: &GroupId, otherwise: Error) -> Error {
-        match self.group_exists(group).await {
-            Ok(false) => Error::GroupNotCreated {
-                group: group.clone(),
-            },
-            Ok(true) => otherwise,
-            Err(e) => e,
-        }
+        shared::missing_group_or(self.group_exists(group).await, group, otherwise)
     }
 }
 
@@ -184,14 +179,12 @@ impl Groups for MysqlBackend {
             self.member_key.clone(),
         );
         // Found rather than changed: the same capabilities again change nothing, yet succeed.
-        let rows = self
-            .rows(
-                "updating capabilities",
-                &self.sql.update_capabilities,
-                params.into(),
-            )
-            .await;
-        rows?;
+        self.affected(
+            "updating capabilities",
+            &self.sql.update_capabilities,
+            params.into(),
+        )
+        .await?;
         let member = (key(group.as_bytes()), self.member_key.clone());
         let found = self
             .rows(

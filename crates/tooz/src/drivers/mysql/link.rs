@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::error::{interrupted, mysql_error};
 use super::{MysqlOptions, NAME};
+use crate::drivers::shared;
 use crate::error::{Error, Result};
 
 /// The oldest servers whose `GET_LOCK` lets one session hold several locks: before them a
@@ -222,7 +223,14 @@ impl Link {
                     }
                 });
             }
-            Err(_) => return Err(Failure::Lost(timed_out(options, what, bound))),
+            Err(_) => {
+                return Err(Failure::Lost(shared::timed_out(
+                    NAME,
+                    &options.url,
+                    what,
+                    bound,
+                )));
+            }
         };
         self.used = Instant::now();
         self.dirty = false;
@@ -239,13 +247,6 @@ impl Link {
     }
 }
 
-fn timed_out(options: &MysqlOptions, what: &str, bound: Duration) -> Error {
-    Error::Connection {
-        backend: NAME,
-        source: format!("{what}: {} did not answer within {bound:?}", options.url).into(),
-    }
-}
-
 /// Bounds a step by the `timeout` option.
 pub(super) async fn bounded<T, E>(
     options: &MysqlOptions,
@@ -255,8 +256,5 @@ pub(super) async fn bounded<T, E>(
 where
     E: Into<Error>,
 {
-    match tokio::time::timeout(options.timeout, step).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(timed_out(options, what, options.timeout)),
-    }
+    shared::bounded(NAME, &options.url, options.timeout, what, step).await
 }

@@ -331,8 +331,7 @@ impl MysqlBackend {
         Ok(released)
     }
 
-    /// Releases a lock held on a pinned connection, which goes back to the spares once it
-    /// holds nothing.
+    /// Releases a lock held on a pinned connection, which goes back to the spares.
     async fn release_pinned(
         &self,
         held: &HeldLock,
@@ -352,17 +351,13 @@ impl MysqlBackend {
                 params,
             )
             .await;
-        let still_holds = self
-            .held()
-            .values()
-            .any(|h| h.generation == held.generation);
-        if outcome.is_err() || !still_holds {
-            self.pinned().remove(&held.generation);
-            if let Some(link) = guard.take()
-                && outcome.is_ok()
-            {
-                self.keep_spare(link);
-            }
+        // A pinned connection holds the one lock it waited for: released (or failed), it is
+        // pinned no more.
+        self.pinned().remove(&held.generation);
+        if let Some(link) = guard.take()
+            && outcome.is_ok()
+        {
+            self.keep_spare(link);
         }
         outcome
     }

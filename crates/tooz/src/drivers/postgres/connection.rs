@@ -11,6 +11,7 @@ use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls, Socket, St
 use super::error::{connect_error, postgres_error};
 use super::sql::{SCHEMA_LOCK, Sql};
 use super::{NAME, PostgresOptions, Shared};
+use crate::drivers::shared;
 use crate::error::{Error, Result};
 use crate::ids::MemberId;
 
@@ -224,15 +225,5 @@ pub(super) async fn bounded<T, E>(
 where
     E: Into<Error>,
 {
-    match tokio::time::timeout(options.timeout, step).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(Error::Connection {
-            backend: NAME,
-            source: format!(
-                "{what}: {} did not answer within {:?}",
-                options.url, options.timeout
-            )
-            .into(),
-        }),
-    }
+    shared::bounded(NAME, &options.url, options.timeout, what, step).await
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::{NAME, PostgresBackend};
 use crate::backend::Groups;
 use crate::capabilities::Capabilities;
+use crate::drivers::shared;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
 
@@ -20,13 +21,7 @@ impl PostgresBackend {
 
     /// The error for a change that touched no row: the group is missing, or `otherwise`.
     async fn missing_group_or(&self, group: &GroupId, otherwise: Error) -> Error {
-        match self.group_exists(group).await {
-            Ok(false) => Error::GroupNotCreated {
-                group: group.clone(),
-            },
-            Ok(true) => otherwise,
-            Err(e) => e,
-        }
+        shared::missing_group_or(self.group_exists(group).await, group, otherwise)
     }
 }
 
