@@ -125,10 +125,28 @@ impl Lock {
             }
             let (name, mode) = (self.name.clone(), self.mode);
             let take = try_acquire(Arc::clone(inner), name.clone(), mode, owner, wait);
+            // A caller gone before the attempt ends: what it took is handed back, and a waiting
+            // attempt that queued is taken off the queue once it has queued (the caller's own
+            // leaving may run before the attempt reaches the backend; a queue entry that lives
+            // as long as the session, as ZooKeeper's, would otherwise outlive everyone).
+            let (inner_, name_) = (Arc::clone(inner), name.clone());
+            let call = RunToEnd::new(take, move |taken: Option<FencingToken>| {
+                boxed(async move {
+                    if taken.is_some() {
+                        inner_.release_quietly(&name_, owner).await;
+                    } else if wait {
+                        inner_.stop_waiting_quietly(&name_, owner).await;
+                    }
+                })
+            });
             let inner_ = Arc::clone(inner);
-            let call = RunToEnd::handing_back(take, move || {
-                let (inner, name) = (Arc::clone(&inner_), name.clone());
-                boxed(async move { inner.release_quietly(&name, owner).await })
+            let call = call.undo_on_doubt(move || {
+                boxed(async move {
+                    inner_.release_quietly(&name, owner).await;
+                    if wait {
+                        inner_.stop_waiting_quietly(&name, owner).await;
+                    }
+                })
             });
             async move {
                 let taken = if wait && blocks {

@@ -200,7 +200,7 @@ impl UrlOptions {
 
     /// A duration option between `min` and `max` (`range` says so in the error), `default`
     /// when absent (checked too: it may come from another option).
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "zookeeper"))]
     pub(crate) fn duration_within(
         &self,
         name: &str,
@@ -266,7 +266,12 @@ fn parse_duration(raw: &str) -> Option<Duration> {
 }
 
 /// `%XX` escapes of a URL part, decoded.
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

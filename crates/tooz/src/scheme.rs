@@ -10,6 +10,15 @@ use crate::error::{Error, Result};
 use crate::ids::MemberId;
 use crate::options::redact_str;
 
+/// `zookeeper://h1,h2/x` as `zookeeper://h1/x?hosts=h2` (see the zookeeper driver); any
+/// other URL as it is.
+fn split_host_list(url: &str) -> std::borrow::Cow<'_, str> {
+    #[cfg(feature = "zookeeper")]
+    return crate::drivers::zookeeper::split_host_list(url);
+    #[cfg(not(feature = "zookeeper"))]
+    url.into()
+}
+
 /// Builds a backend for a URL, connected for a member (not yet started).
 pub(crate) type Opener = fn(&Url, &MemberId) -> Result<Box<dyn Backend>>;
 
@@ -118,6 +127,17 @@ const ETCD: Option<Opener> = Some(|url, member| {
 #[cfg(not(feature = "etcd"))]
 const ETCD: Option<Opener> = None;
 
+#[cfg(feature = "zookeeper")]
+const ZOOKEEPER: Option<Opener> = Some(|url, member| {
+    use crate::drivers::zookeeper::{ZookeeperBackend, ZookeeperOptions};
+    Ok(Box::new(ZookeeperBackend::new(
+        ZookeeperOptions::from_url(url)?,
+        member.clone(),
+    )))
+});
+#[cfg(not(feature = "zookeeper"))]
+const ZOOKEEPER: Option<Opener> = None;
+
 const fn planned(backend: &'static str, schemes: &'static [&'static str]) -> Registration {
     Registration {
         backend,
@@ -166,7 +186,13 @@ pub const REGISTRATIONS: &[Registration] = &[
         status: BackendStatus::Available,
         open: ETCD,
     },
-    planned("zookeeper", &["zookeeper", "kazoo"]),
+    Registration {
+        backend: "zookeeper",
+        schemes: &["zookeeper", "kazoo"],
+        feature: Some("zookeeper"),
+        status: BackendStatus::Available,
+        open: ZOOKEEPER,
+    },
     Registration {
         backend: "postgres",
         schemes: &["postgresql", "postgres"],
@@ -191,7 +217,8 @@ pub(crate) fn open(url: &str, member: &MemberId) -> Result<Box<dyn Backend>> {
         url: redact_str(url),
         reason,
     };
-    let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    // (ZooKeeper's host lists, `h1:2181,h2:2181`, are no URL authority: made options first.)
+    let parsed = Url::parse(&split_host_list(url)).map_err(|e| invalid(e.to_string()))?;
     let scheme = parsed.scheme();
     let Some(registration) = REGISTRATIONS.iter().find(|r| r.schemes.contains(&scheme)) else {
         let known: Vec<String> = REGISTRATIONS
@@ -234,9 +261,9 @@ mod tests {
         );
         assert!(error("gopher://x").contains("unknown scheme 'gopher'"));
         assert!(error("gopher://x").contains("memory://"));
-        assert!(error("zookeeper://u:pw@h").contains("not available"));
+        assert!(error("consul://u:pw@h").contains("not available"));
         assert!(
-            !error("zookeeper://u:pw@h").contains("pw@"),
+            !error("consul://u:pw@h").contains("pw@"),
             "password redacted"
         );
         assert!(error("memory://x?bogus=1").contains("valid options are: timeout"));

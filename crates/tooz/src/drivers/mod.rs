@@ -27,3 +27,6 @@ mod shared;
     feature = "etcd-tls"
 ))]
 mod tls;
+#[cfg(feature = "zookeeper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zookeeper")))]
+pub mod zookeeper;

@@ -7,7 +7,14 @@ use tokio::sync::watch;
 
 use crate::backend::ChangeHint;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
-use crate::{error::Error, ids::GroupId, options::RedactedUrl};
+use crate::options::RedactedUrl;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
+use crate::{error::Error, ids::GroupId};
 
 /// Process-wide objects by name, alive while anyone holds them (an in-memory store by its
 /// URL name, a directory's change notifier by its path).
@@ -111,7 +118,12 @@ pub(crate) async fn bounded<T, E: Into<Error>>(
 
 /// The error for a group change that touched nothing: `GroupNotCreated` if the group is
 /// missing (as `exists`, asked afterwards, found), `otherwise` if it is there.
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
 pub(crate) fn missing_group_or(
     exists: crate::error::Result<bool>,
     group: &GroupId,

@@ -1,0 +1,2 @@
+//! Placeholder: the ZooKeeper benchmark is written next.
+fn main() {}

@@ -1,0 +1,188 @@
+//! Locks on ZooKeeper: kazoo's recipe, which Python tooz uses, so that the two exclude each
+//! other. A contender is an ephemeral sequential node `<owner hex>__lock__<sequence>` under
+//! the lock's node, holding the member id; the lowest sequence holds the lock. A waiter keeps
+//! its node (its place in the queue) and watches only its predecessor; a try that is refused
+//! deletes its node at once. The fencing token is the contender's czxid.
+
+use zookeeper_client::{CreateMode, Error as ZkError};
+
+use super::{Contender, NAME, Session, ZookeeperBackend, error, paths, token};
+use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken};
+use crate::error::{Error, Result};
+use crate::ids::LockName;
+
+impl ZookeeperBackend {
+    /// The node of lock `name`: `/tooz/locks/<name>`.
+    pub(super) fn lock_dir(&self, name: &LockName) -> String {
+        let name = paths::lock(name.as_bytes());
+        format!("{}/{}/{name}", self.options.base, paths::LOCKS)
+    }
+
+    pub(super) async fn take_lock(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
+        if request.mode == LockMode::Shared {
+            return Err(Error::Unsupported {
+                operation: "shared locks",
+                backend: NAME,
+            });
+        }
+        let dir = self.lock_dir(request.name);
+        self.contend(&dir, request.owner, request.wait).await
+    }
+
+    /// One attempt at the kazoo lock whose node is `dir`, for grant `owner`: its token if it
+    /// holds the lock now; if not, its contender stays queued (`wait`) or is withdrawn.
+    pub(super) async fn contend(
+        &self,
+        dir: &str,
+        owner: OwnerToken,
+        wait: bool,
+    ) -> Result<Option<FencingToken>> {
+        let session = self.session()?;
+        let client = &session.client;
+        // At most: our queued node found gone (another deleted it), then a new one.
+        for _ in 0..3 {
+            let queued = {
+                let contenders = self.contenders();
+                contenders
+                    .get(&owner)
+                    .filter(|c| c.dir == dir && c.session == session.id)
+                    .and_then(|c| Some((c.node.clone()?, c.czxid)))
+            };
+            let (node, czxid, children) = match queued {
+                Some((node, czxid)) => {
+                    match self
+                        .call("acquiring a lock", client.get_children(dir))
+                        .await?
+                    {
+                        Ok((children, _)) => (node, czxid, children),
+                        Err(ZkError::NoNode) => (node, czxid, Vec::new()),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => self.create_contender(&session, dir, owner).await?,
+            };
+            match paths::predecessor(&children, &node) {
+                // Our node is gone: a new place at the back of the queue.
+                Err(()) => {
+                    self.contenders().remove(&owner);
+                }
+                Ok(None) => {
+                    if let Some(contender) = self.contenders().get_mut(&owner) {
+                        contender.predecessor = None;
+                    }
+                    return token(czxid).map(Some);
+                }
+                Ok(Some(predecessor)) if wait => {
+                    if let Some(contender) = self.contenders().get_mut(&owner) {
+                        contender.predecessor = Some(predecessor.to_owned());
+                    }
+                    return Ok(None);
+                }
+                Ok(Some(_)) => {
+                    self.withdraw(dir, owner).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        Err(error::unexpected("our lock contender keeps vanishing"))
+    }
+
+    /// Creates grant `owner`'s contender under `dir` (and `dir` if missing) and reads the
+    /// contenders, in one round trip (ZooKeeper answers a session's requests in order, so the
+    /// list includes the new node): the node's name, its czxid, and the list.
+    async fn create_contender(
+        &self,
+        session: &Session,
+        dir: &str,
+        owner: OwnerToken,
+    ) -> Result<(String, i64, Vec<String>)> {
+        let client = &session.client;
+        let prefix = paths::contender_prefix(owner.as_u128());
+        let path = format!("{dir}/{prefix}");
+        // Recorded before the request leaves: a node whose creation's answer is lost is found
+        // again by its prefix, and withdrawn.
+        let in_doubt = Contender {
+            dir: dir.to_owned(),
+            node: None,
+            czxid: 0,
+            predecessor: None,
+            session: session.id,
+        };
+        self.contenders().insert(owner, in_doubt.clone());
+        let options = self.create_options(CreateMode::EphemeralSequential);
+        for first in [true, false] {
+            let created = client.create(&path, self.member.as_bytes(), &options);
+            let listed = client.get_children(dir);
+            let both = async { tokio::join!(created, listed) };
+            let (created, listed) = self.bounded("acquiring a lock", both).await?;
+            match created {
+                Ok((stat, sequence)) => {
+                    let node = format!("{prefix}{sequence}");
+                    // (Recorded again even if a withdrawal ran meanwhile, finding nothing yet:
+                    // the attempt's own hand-back withdraws it.)
+                    let made = Contender {
+                        node: Some(node.clone()),
+                        czxid: stat.czxid,
+                        ..in_doubt.clone()
+                    };
+                    self.contenders().insert(owner, made);
+                    let (children, _) = listed?;
+                    return Ok((node, stat.czxid, children));
+                }
+                Err(ZkError::NoNode) if first => self.ensure_path(client, dir).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(error::unexpected("a lock node vanishes as it is made"))
+    }
+
+    /// Withdraws grant `owner`'s contender under `dir` (a release, a resignation, a waiter
+    /// giving up): whether a node of ours was there to delete.
+    pub(super) async fn withdraw(&self, dir: &str, owner: OwnerToken) -> Result<bool> {
+        let contender = self.contenders().get(&owner).cloned();
+        let Some(contender) = contender.filter(|c| c.dir == dir) else {
+            return Ok(false);
+        };
+        let session = match self.session() {
+            Ok(session) if session.id == contender.session => session,
+            // Its session ended, and the node with it.
+            Ok(_) | Err(Error::SessionLost { .. }) => {
+                self.contenders().remove(&owner);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let client = &session.client;
+        let node = match contender.node {
+            Some(node) => Some(node),
+            None => {
+                // Its creation's answer was lost: found by the owner's prefix, if it was made.
+                let prefix = paths::contender_prefix(owner.as_u128());
+                match self
+                    .call("releasing a lock", client.get_children(dir))
+                    .await?
+                {
+                    Ok((children, _)) => children.into_iter().find(|c| c.starts_with(&prefix)),
+                    Err(ZkError::NoNode) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        let deleted = match node {
+            Some(node) => {
+                let path = format!("{dir}/{node}");
+                match self
+                    .call("releasing a lock", client.delete(&path, None))
+                    .await?
+                {
+                    Ok(()) => true,
+                    Err(ZkError::NoNode) => false,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => false,
+        };
+        self.contenders().remove(&owner);
+        Ok(deleted)
+    }
+}
