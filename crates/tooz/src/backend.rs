@@ -226,6 +226,18 @@ pub struct Started {
     /// server's clock, a consensus log). `false` where the counter can be evicted or lost in
     /// a restart and only a best effort carries the order on (memcached).
     pub durable_fencing: bool,
+    /// Whether [`Backend::change_hint`] resolves on every change a waiter waits for, however
+    /// it came about — a release, a holder's session expiring, a leader resigning (a
+    /// ZooKeeper watch or an etcd watch sees a key or node deleted, whatever deleted it). A
+    /// waiter then looks again only when woken (and rarely, as a safeguard), instead of also
+    /// polling every half second for what the hint might miss.
+    pub complete_hints: bool,
+    /// Whether a lock may be granted to a queued owner between its attempts and delivered by
+    /// the next one (a hand-off on release, as on `redis://`): the coordinator then counts the
+    /// grant's lease from the previous attempt's send. `false` where only the attempt that
+    /// answers grants (or its request renews what the grant lives on, as a ZooKeeper session):
+    /// the lease counts from that attempt, however long the wait before it.
+    pub grants_between_attempts: bool,
 }
 
 impl Started {
@@ -240,6 +252,8 @@ impl Started {
             lock_waits_block: false,
             lock_waits_queue: false,
             durable_fencing: true,
+            complete_hints: false,
+            grants_between_attempts: true,
         }
     }
 
@@ -264,6 +278,19 @@ impl Started {
     /// Lock waiters are served in arrival order (see [`Started::lock_waits_queue`]).
     pub fn with_queued_lock_waits(mut self) -> Self {
         self.lock_waits_queue = true;
+        self
+    }
+
+    /// Change hints see every change (see [`Started::complete_hints`]).
+    pub fn with_complete_hints(mut self) -> Self {
+        self.complete_hints = true;
+        self
+    }
+
+    /// Locks are granted only by the attempt that answers (see
+    /// [`Started::grants_between_attempts`]).
+    pub fn with_grants_only_in_attempts(mut self) -> Self {
+        self.grants_between_attempts = false;
         self
     }
 

@@ -114,11 +114,16 @@ impl Lock {
         let mut previous_sent = None;
         let attempt = |wait: bool| {
             // The grant's lease counts from the previous attempt's send time when there was
-            // one: a backend may grant a queued waiter between its attempts (a hand-off) and
-            // deliver the grant on the next, which leaves after the grant was made. The
-            // previous attempt was refused, so it left before the grant.
+            // one, on a backend that may grant a queued waiter between its attempts (a
+            // hand-off) and deliver the grant on the next, which leaves after the grant was
+            // made: the previous attempt was refused, so it left before the grant. Elsewhere
+            // it counts from this attempt (a wait woken by a watch may have been long).
             let now = clock::now();
-            let sent = previous_sent.replace(now).unwrap_or(now);
+            let previous = previous_sent.replace(now);
+            let sent = match previous {
+                Some(previous) if inner.started.grants_between_attempts => previous,
+                _ => now,
+            };
             attempts += 1;
             if wait {
                 queue.queued.store(true, Ordering::Relaxed);
@@ -162,7 +167,8 @@ impl Lock {
         };
         let topic = Topic::Lock(&self.name, owner);
         let (backend, stopped) = (&*inner.backend, inner.stopped_token());
-        let taken = wait::retry(backend, &stopped, topic, deadline, attempt).await;
+        let complete = inner.started.complete_hints;
+        let taken = wait::retry(backend, &stopped, topic, deadline, complete, attempt).await;
         let Ok(Some((token, sent))) = taken else {
             // Off the queue before answering, so that the caller's next attempt does not
             // find its own old place ahead of it.

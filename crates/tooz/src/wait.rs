@@ -17,6 +17,8 @@ const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// slower; without one it is the only way to notice a release.
 const MAX_PAUSE_WITH_HINT: Duration = Duration::from_millis(500);
 const MAX_PAUSE_POLLING: Duration = Duration::from_millis(250);
+/// Where the hint sees every change, the poll is only a safeguard.
+const MAX_PAUSE_COMPLETE_HINT: Duration = Duration::from_secs(30);
 
 /// Calls `attempt` until it yields `Some`, the `deadline` passes (`Ok(None)`), the
 /// coordinator stops (`Stopped`), or it fails. With no deadline it waits as long as it takes.
@@ -25,12 +27,15 @@ const MAX_PAUSE_POLLING: Duration = Duration::from_millis(250);
 /// queueing backend queues the very first refusal), none when the deadline is now. An attempt
 /// may itself wait (a kernel wait): it is then cut at the deadline, and must finish in the
 /// background. With a change hint there is no quick retry: the hint (which polls by itself
-/// where releases can go unannounced) says when to look again.
+/// where releases can go unannounced) says when to look again; where it sees every change
+/// (`complete_hints`, [`crate::backend::Started::complete_hints`]), nothing else does but a
+/// rare safeguard.
 pub(crate) async fn retry<T, F, Fut>(
     backend: &dyn Backend,
     stopped: &CancellationToken,
     topic: Topic<'_>,
     deadline: Option<Instant>,
+    complete_hints: bool,
     mut attempt: F,
 ) -> Result<Option<T>>
 where
@@ -68,6 +73,7 @@ where
             return Ok(None);
         }
         let pause = match hint {
+            Some(_) if complete_hints => backoff.jittered(MAX_PAUSE_COMPLETE_HINT),
             Some(_) => backoff.jittered(MAX_PAUSE_WITH_HINT),
             None => backoff.next(MAX_PAUSE_POLLING),
         };

@@ -13,6 +13,10 @@ Usage: tooz_bench.py ring
        tooz_bench.py etcd URL GROUP_1000
          (tooz's etcd3gw driver, over etcd's JSON gateway: lock pairs, each acquire granting a
          lease of its own, and members() of a 1,000-member group the Rust side populated)
+       tooz_bench.py zookeeper URL GROUP_1000
+         (tooz's kazoo driver: lock pairs (kazoo's lock recipe), and members() of a 1,000-member
+         group the Rust side populated; its get_members_with_capabilities reads each member's
+         node in turn, 1,000 round trips a call, so it is timed over 5 calls, not 20)
        tooz_bench.py contention-worker MODE URL LOCK MEMBER COUNTER HOLD_MS
          (one worker process of benches/contention.rs, which starts it and drives it)
 """
@@ -120,21 +124,29 @@ def file(url, group_100, group_1000):
     coord.stop()
 
 
-def server(url, group_1000):
-    """redis, memcached and etcd: lock pairs, and members() of a live 1,000-member group that
-    the Rust side populated."""
+def server(url, group_1000, caps_calls=20):
+    """redis, memcached, etcd and zookeeper: lock pairs, and members() of a live 1,000-member
+    group that the Rust side populated (median of 20 calls; with capabilities, of
+    `caps_calls`)."""
     coord = coordination.get_coordinator(url, b"py-bench")
     coord.start(start_heart=False)
     lock_pairs(coord)
-    for workload, call in (("members_1000", coord.get_members),
-                           ("members_caps_1000", coord.get_members_with_capabilities)):
+    for workload, call, calls in (
+            ("members_1000", coord.get_members, 20),
+            ("members_caps_1000", coord.get_members_with_capabilities, caps_calls)):
         times = []
-        for _ in range(20):
+        for _ in range(calls):
             start = time.perf_counter()
             seen = call(group_1000.encode()).get()
             times.append(time.perf_counter() - start)
-        emit(workload, ms=statistics.median(times) * 1000, seen=len(seen))
+        emit(workload, ms=statistics.median(times) * 1000, seen=len(seen), calls=calls)
     coord.stop()
+
+
+def zookeeper(url, group_1000):
+    """As server(), but kazoo's get_members_with_capabilities reads each member's node in
+    turn (1,000 round trips a call): 5 calls of it."""
+    server(url, group_1000, caps_calls=5)
 
 
 def locks_only(url):
@@ -204,5 +216,6 @@ if __name__ == "__main__":
         "postgresql": locks_only,
         "mysql": locks_only,
         "etcd": server,
+        "zookeeper": zookeeper,
         "contention-worker": contention_worker,
     }[sys.argv[1]](*sys.argv[2:])

@@ -657,7 +657,8 @@ impl Coordinator {
         };
         let topic = Topic::Leader(&group);
         let (backend, stopped) = (&*inner.backend, inner.stopped_token());
-        let taken = wait::retry(backend, &stopped, topic, deadline, attempt).await?;
+        let complete = inner.started.complete_hints;
+        let taken = wait::retry(backend, &stopped, topic, deadline, complete, attempt).await?;
         let Some((token, sent)) = taken else {
             return Ok(None);
         };

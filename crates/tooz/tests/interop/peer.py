@@ -14,8 +14,17 @@ waits until granted), {"op": "unlock", "name": N}, {"op": "heartbeat"},
 {"op": "leader", "group": G} (get_leader: the leader's member id, or null),
 {"op": "partition", "group": G, "weight": W} (join_partitioned_group),
 {"op": "owners", "objects": [...]} (after run_watchers: each object's owner),
+{"op": "resign", "group": G} (stand_down_group_leader),
 {"op": "pid"} (this process's id, for a test that kills it), {"op": "stop"}.
 Replies: {"ok": VALUE} or {"error": "ExceptionName: message"}.
+
+With "tagged": true, "join" and "update" read capabilities in which {"$bytes": HEX} stands for
+bytes, and "members" and "caps" reply in that form (bytes as {"$bytes": HEX}, text as text),
+so that a test can tell bytes from text both ways; without it capabilities are plain JSON.
+
+ZooKeeper only (kazoo's own view of the znodes, beside tooz's): {"op": "zk_children", "path": P}
+(the node's children, sorted, or null if it is missing) and {"op": "zk_node", "path": P}
+({"data": text, "ephemeral": bool, "czxid": int, "cversion": int}, or null if it is missing).
 
 Only replies go to stdout: anything else a driver or a library prints there (a deprecation
 notice, a stray print) is sent to stderr instead, so it can never break the protocol. Warnings
@@ -46,6 +55,30 @@ def plain(value):
     return text(value)
 
 
+def untag(value):
+    """Capabilities from a "tagged" request: {"$bytes": HEX} becomes bytes."""
+    if isinstance(value, dict):
+        if set(value) == {"$bytes"}:
+            return bytes.fromhex(value["$bytes"])
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value
+
+
+def tag(value):
+    """Capabilities for a "tagged" reply: bytes become {"$bytes": HEX} (a bytes key, a text
+    key "$bytes:HEX"), text stays text."""
+    if isinstance(value, bytes):
+        return {"$bytes": value.hex()}
+    if isinstance(value, dict):
+        return {("$bytes:" + k.hex()) if isinstance(k, bytes) else k: tag(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tag(v) for v in value]
+    return value
+
+
 def main():
     coord = None
     partitioner = None
@@ -59,7 +92,10 @@ def main():
                 coord.start(start_heart=False)
                 result = None
             elif op == "join":
-                coord.join_group_create(request["group"].encode(), request.get("caps"))
+                caps = request.get("caps")
+                if request.get("tagged"):
+                    caps = untag(caps)
+                coord.join_group_create(request["group"].encode(), caps)
                 result = None
             elif op == "create":
                 result = coord.create_group(request["group"].encode()).get()
@@ -71,17 +107,20 @@ def main():
                 result = sorted(text(g) for g in coord.get_groups().get())
             elif op == "members":
                 members = coord.get_members_with_capabilities(request["group"].encode()).get()
-                result = {text(m): plain(c) for m, c in members.items()}
+                shown = tag if request.get("tagged") else plain
+                result = {text(m): shown(c) for m, c in members.items()}
             elif op == "member_ids":
                 members = coord.get_members(request["group"].encode()).get()
                 result = sorted(text(m) for m in members)
             elif op == "update":
-                result = coord.update_capabilities(
-                    request["group"].encode(), request.get("caps")).get()
+                caps = request.get("caps")
+                if request.get("tagged"):
+                    caps = untag(caps)
+                result = coord.update_capabilities(request["group"].encode(), caps).get()
             elif op == "caps":
                 caps = coord.get_member_capabilities(
                     request["group"].encode(), request["member"].encode()).get()
-                result = plain(caps)
+                result = tag(caps) if request.get("tagged") else plain(caps)
             elif op == "lock":
                 lock = locks.setdefault(request["name"], coord.get_lock(request["name"].encode()))
                 result = lock.acquire(blocking=bool(request.get("blocking", False)))
@@ -98,6 +137,8 @@ def main():
                 coord.run_watchers()
                 coord.unwatch_elected_as_leader(group, on_elected)
                 result = bool(elected)
+            elif op == "resign":
+                result = coord.stand_down_group_leader(request["group"].encode())
             elif op == "leader":
                 leader = coord.get_leader(request["group"].encode()).get()
                 result = None if leader is None else text(leader)
@@ -114,6 +155,22 @@ def main():
             elif op == "heartbeat":
                 coord.heartbeat()
                 result = None
+            elif op in ("zk_children", "zk_node"):
+                # The driver's own kazoo client (tooz's KazooDriver keeps it as _coord).
+                from kazoo.exceptions import NoNodeError
+                try:
+                    if op == "zk_children":
+                        result = sorted(coord._coord.get_children(request["path"]))
+                    else:
+                        data, stat = coord._coord.get(request["path"])
+                        result = {
+                            "data": text(data),
+                            "ephemeral": stat.ephemeralOwner != 0,
+                            "czxid": stat.czxid,
+                            "cversion": stat.cversion,
+                        }
+                except NoNodeError:
+                    result = None
             elif op == "pid":
                 result = os.getpid()
             elif op == "stop":

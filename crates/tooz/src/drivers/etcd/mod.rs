@@ -461,7 +461,13 @@ impl Backend for EtcdBackend {
         ]);
         // Grants live on the session lease, which a put does not renew: their local lease is
         // half the TTL (see `fresh_lease`), so that a key always outlives its holder's belief.
-        Ok(Started::new(ttl, characteristics).with_grant_timeout(Some(ttl / 2)))
+        // Every wake-up is an etcd watch, which sees a key deleted however it went (released,
+        // its lease expired or was revoked).
+        Ok(Started::new(ttl, characteristics)
+            .with_grant_timeout(Some(ttl / 2))
+            .with_complete_hints()
+            // (A lock key is put by the attempt that answers, on a freshly renewed lease.)
+            .with_grants_only_in_attempts())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {

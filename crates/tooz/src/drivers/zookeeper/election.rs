@@ -44,6 +44,7 @@ impl Elections for ZookeeperBackend {
                 Err(e) => return Err(e.into()),
             };
             self.saw_children(&dir, &stat);
+            self.saw_holder(&dir, &children);
             let Some(first) = paths::first_contender(&children) else {
                 return Ok(None);
             };

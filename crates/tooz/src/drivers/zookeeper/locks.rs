@@ -61,6 +61,7 @@ impl ZookeeperBackend {
                 }
                 None => self.create_contender(&session, dir, owner).await?,
             };
+            self.saw_holder(dir, &children);
             match paths::predecessor(&children, &node) {
                 // Our node is gone: a new place at the back of the queue.
                 Err(()) => {

@@ -83,6 +83,10 @@ pub struct ZookeeperBackend {
     /// The child version (and creation) last read of each watched node: a watch set later
     /// resolves at once if the children changed since.
     seen_children: Mutex<HashMap<String, (i64, i32)>>,
+    /// The first contender last seen under each lock node (its holder): a leader watch waits
+    /// for that node to go, rather than for any change (every refused try adds and removes a
+    /// contender).
+    holders: Mutex<HashMap<String, String>>,
     /// When the last heartbeat ZooKeeper answered was sent.
     renewed: Arc<Mutex<tokio::time::Instant>>,
     /// `start` ran.
@@ -146,6 +150,7 @@ impl ZookeeperBackend {
             losses: std::sync::OnceLock::new(),
             contenders: Mutex::new(HashMap::new()),
             seen_children: Mutex::new(HashMap::new()),
+            holders: Mutex::new(HashMap::new()),
             renewed: Arc::new(Mutex::new(tokio::time::Instant::now())),
             started: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -368,6 +373,15 @@ impl ZookeeperBackend {
         seen.insert(path.to_owned(), (stat.czxid, stat.cversion));
     }
 
+    /// Notes the holder among `children` of lock node `dir`.
+    fn saw_holder(&self, dir: &str, children: &[String]) {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        match paths::first_contender(children) {
+            Some(first) => holders.insert(dir.to_owned(), first.to_owned()),
+            None => holders.remove(dir),
+        };
+    }
+
     /// A hint that resolves when the children of `path` change: at once if they changed
     /// since they were last read (the check this hint guards reads them after it was made),
     /// else on ZooKeeper's watch; on the node's creation if it is missing.
@@ -479,7 +493,14 @@ impl Backend for ZookeeperBackend {
         ]);
         // Members and grants are ephemeral nodes: they live as long as the session, which
         // ZooKeeper keeps for the negotiated timeout after it last heard from us.
-        Ok(Started::new(timeout, characteristics).with_queued_lock_waits())
+        // Every wake-up is a ZooKeeper watch, which fires however the node went (released,
+        // its session expired, deleted by hand).
+        Ok(Started::new(timeout, characteristics)
+            .with_queued_lock_waits()
+            .with_complete_hints()
+            // (A waiter's node is granted when its predecessor goes, between attempts; but it
+            // lives on the session, which the answering attempt's request proves alive.)
+            .with_grants_only_in_attempts())
     }
 
     async fn heartbeat(&self, held: &Held) -> Result<BeatReport> {
@@ -619,8 +640,16 @@ impl Backend for ZookeeperBackend {
             }
             Topic::Group(group) => self.children_hint(self.group_path(group.as_bytes())),
             Topic::Leader(group) => {
-                let path = self.group_path(group.as_bytes());
-                self.children_hint(format!("{path}/{}", paths::LEADER))
+                let dir = format!("{}/{}", self.group_path(group.as_bytes()), paths::LEADER);
+                let holder = {
+                    let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+                    holders.get(&dir).cloned()
+                };
+                match holder {
+                    // The leadership changes when its holder's node goes.
+                    Some(holder) => self.gone_hint(format!("{dir}/{holder}")),
+                    None => self.children_hint(dir),
+                }
             }
         })
     }
