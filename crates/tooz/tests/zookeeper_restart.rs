@@ -215,7 +215,10 @@ async fn a_server_restarted_within_the_session_timeout_keeps_the_session_and_its
     let down = killed.elapsed();
     println!("ZooKeeper SIGKILLed, and serving again {down:?} later");
     heartbeat_within(&coord, Duration::from_secs(15)).await;
-    println!("a heartbeat was answered {:?} after the kill", killed.elapsed());
+    println!(
+        "a heartbeat was answered {:?} after the kill",
+        killed.elapsed()
+    );
 
     for (watcher, what) in watchers
         .iter()
@@ -490,7 +493,10 @@ async fn a_server_restarted_empty_is_reported_and_a_new_session_begins() {
     server.kill();
     server.wipe_and_restart();
     let restarted = Instant::now();
-    println!("ZooKeeper wiped and serving again {:?} later", restarted - killed);
+    println!(
+        "ZooKeeper wiped and serving again {:?} later",
+        restarted - killed
+    );
     let deadline = killed + TTL + SLACK;
     let took = lost_at(lock_watch, deadline, "the lock").await - killed;
     let took_leader = lost_at(leader_watch, deadline, "the leadership").await - killed;
@@ -500,7 +506,10 @@ async fn a_server_restarted_empty_is_reported_and_a_new_session_begins() {
          {took_member:?}"
     );
     for took in [took, took_leader, took_member] {
-        assert!(took <= TTL + SLACK, "a loss reported {took:?} after the kill");
+        assert!(
+            took <= TTL + SLACK,
+            "a loss reported {took:?} after the kill"
+        );
     }
     assert!(!guard.is_held() && !leadership.is_held() && !membership.is_active());
 
@@ -518,10 +527,7 @@ async fn a_server_restarted_empty_is_reported_and_a_new_session_begins() {
         "no group survived the wipe"
     );
     coord.create_group("g").await.unwrap();
-    let membership_again = coord
-        .join_group("g", Capabilities::none())
-        .await
-        .unwrap();
+    let membership_again = coord.join_group("g", Capabilities::none()).await.unwrap();
     assert!(
         coord
             .members("g")
@@ -656,7 +662,10 @@ async fn a_session_expired_by_the_server_while_cut_off_is_reported_and_replaced(
     proxy.set(Fault::Forward);
     let healed = Instant::now();
     wait_live(&coord, Duration::from_secs(20)).await;
-    println!("live again {:?} after the partition healed", healed.elapsed());
+    println!(
+        "live again {:?} after the partition healed",
+        healed.elapsed()
+    );
 
     // A new session: everything works again, on nodes it owns.
     let guard_again = coord

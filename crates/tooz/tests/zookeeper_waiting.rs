@@ -71,7 +71,10 @@ async fn waiters_are_served_in_order_and_one_release_wakes_one() {
     assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5], "arrival order");
     // Seven sessions for 2 s: the client's pings (one per session every few seconds) and
     // heartbeats only. A waiter polling every 100 ms would send 120.
-    assert!(idle <= 15, "{idle} requests while six waiters waited for 2 s");
+    assert!(
+        idle <= 15,
+        "{idle} requests while six waiters waited for 2 s"
+    );
     // Six hand-offs: a release, the next waiter's look at the contenders, the next watch, its
     // stop (each waiter's session closes): about four requests each. With a herd, every
     // remaining waiter would look again on each release (15 more, at least).
@@ -144,7 +147,10 @@ async fn a_wait_longer_than_the_session_timeout_still_grants_a_live_lock() {
     // The grant lives on b's session, renewed by its heartbeats: not lost at once because the
     // wait before it was long.
     sleep(Duration::from_millis(2500)).await;
-    assert!(guard.is_held(), "a grant after a long wait must not start out expired");
+    assert!(
+        guard.is_held(),
+        "a grant after a long wait must not start out expired"
+    );
     guard.release().await.unwrap();
     a.stop().await.unwrap();
     b.stop().await.unwrap();

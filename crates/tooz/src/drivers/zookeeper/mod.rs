@@ -79,7 +79,7 @@ pub struct ZookeeperBackend {
     losses: std::sync::OnceLock<Losses>,
     /// Every lock and leader contender node we created (or may have: its creation's answer
     /// lost), by grant.
-    contenders: Mutex<HashMap<OwnerToken, Contender>>,
+    contenders: Arc<Mutex<HashMap<OwnerToken, Contender>>>,
     /// The child version (and creation) last read of each watched node: a watch set later
     /// resolves at once if the children changed since.
     seen_children: Mutex<HashMap<String, (i64, i32)>>,
@@ -148,7 +148,7 @@ impl ZookeeperBackend {
             connecting: tokio::sync::Mutex::new(()),
             current: Arc::new(AtomicI64::new(0)),
             losses: std::sync::OnceLock::new(),
-            contenders: Mutex::new(HashMap::new()),
+            contenders: Arc::default(),
             seen_children: Mutex::new(HashMap::new()),
             holders: Mutex::new(HashMap::new()),
             renewed: Arc::new(Mutex::new(tokio::time::Instant::now())),
@@ -412,12 +412,31 @@ impl ZookeeperBackend {
         })
     }
 
-    /// A hint that resolves when node `path` is gone (at once if it already is).
-    fn gone_hint(&self, path: String) -> ChangeHint {
+    /// A hint that resolves when node `path` is gone (at once if it already is); for a
+    /// waiter (`Err(owner)`), the node it waits behind, as its last attempt — made after
+    /// this hint, before it is polled — found it.
+    fn gone_hint(&self, path: std::result::Result<String, OwnerToken>) -> ChangeHint {
         let session = self.session().ok();
+        let contenders = Arc::clone(&self.contenders);
         Box::pin(async move {
             let Some(session) = session else {
                 return;
+            };
+            let path = match path {
+                Ok(path) => path,
+                Err(owner) => {
+                    let predecessor = {
+                        let contenders = contenders.lock().unwrap_or_else(|e| e.into_inner());
+                        contenders
+                            .get(&owner)
+                            .and_then(|c| Some(format!("{}/{}", c.dir, c.predecessor.as_ref()?)))
+                    };
+                    match predecessor {
+                        Some(path) => path,
+                        // (No queued contender: nothing to watch; look again soon.)
+                        None => return pause().await,
+                    }
+                }
             };
             let watcher = match session.client.check_and_watch_stat(&path).await {
                 Ok((Some(_), watcher)) => watcher,
@@ -626,18 +645,7 @@ impl Backend for ZookeeperBackend {
 
     fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
         Some(match topic {
-            Topic::Lock(_, owner) => {
-                let predecessor = {
-                    let contenders = self.contenders();
-                    contenders
-                        .get(&owner)
-                        .and_then(|c| Some(format!("{}/{}", c.dir, c.predecessor.as_ref()?)))
-                };
-                match predecessor {
-                    Some(path) => self.gone_hint(path),
-                    None => Box::pin(pause()),
-                }
-            }
+            Topic::Lock(_, owner) => self.gone_hint(Err(owner)),
             Topic::Group(group) => self.children_hint(self.group_path(group.as_bytes())),
             Topic::Leader(group) => {
                 let dir = format!("{}/{}", self.group_path(group.as_bytes()), paths::LEADER);
@@ -647,7 +655,7 @@ impl Backend for ZookeeperBackend {
                 };
                 match holder {
                     // The leadership changes when its holder's node goes.
-                    Some(holder) => self.gone_hint(format!("{dir}/{holder}")),
+                    Some(holder) => self.gone_hint(Ok(format!("{dir}/{holder}"))),
                     None => self.children_hint(dir),
                 }
             }
