@@ -447,3 +447,55 @@ async fn latency_below_the_session_timeout_loses_nothing() {
     rival.stop().await.unwrap();
     drop(proxy);
 }
+
+/// A killed connection (every connection reset, as a restarted load balancer or a dropped
+/// NAT entry does) is not a lost session: the client connects again and resumes the same
+/// session, which ZooKeeper kept, with every node on it. Nothing is reported lost, and the
+/// holder's contender is the same node afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_resumes_the_session_and_loses_nothing() {
+    if !have_zookeeper() {
+        eprintln!("ZooKeeper is not installed: skipping (scripts/test installs it)");
+        return;
+    }
+    let server = Server::start();
+    let proxy = FaultProxy::start(upstream(&server)).await;
+    let holder = through(&proxy, "reset").await;
+    let rival = Coordinator::connect(&server.url_with(TIMEOUT), "rival")
+        .await
+        .unwrap();
+    let raw = raw_client(&server).await;
+    let membership = holder
+        .join_group_create("g", Capabilities::none())
+        .await
+        .unwrap();
+    let guard = holder.lock("l").try_acquire().await.unwrap().expect("free");
+    let before = contender(&raw, "/tooz/locks/l").await;
+    let watchers = [
+        ("the lock", loss_watcher(guard.lost())),
+        ("the membership", loss_watcher(membership.lost())),
+    ];
+    for _ in 0..3 {
+        proxy.set(Fault::Reset);
+        sleep(Duration::from_millis(200)).await;
+        proxy.set(Fault::Forward);
+        sleep(TTL).await;
+    }
+    for (what, watcher) in &watchers {
+        assert!(!watcher.is_finished(), "{what} was reported lost");
+    }
+    assert!(guard.is_held());
+    assert_eq!(contender(&raw, "/tooz/locks/l").await, before, "the same contender");
+    assert!(rival.lock("l").try_acquire().await.unwrap().is_none());
+    assert!(
+        rival
+            .members("g")
+            .await
+            .unwrap()
+            .contains(&MemberId::from("reset"))
+    );
+    guard.release().await.unwrap();
+    membership.leave().await.unwrap();
+    holder.stop().await.unwrap();
+    rival.stop().await.unwrap();
+}
