@@ -485,7 +485,11 @@ async fn a_killed_connection_resumes_the_session_and_loses_nothing() {
         assert!(!watcher.is_finished(), "{what} was reported lost");
     }
     assert!(guard.is_held());
-    assert_eq!(contender(&raw, "/tooz/locks/l").await, before, "the same contender");
+    assert_eq!(
+        contender(&raw, "/tooz/locks/l").await,
+        before,
+        "the same contender"
+    );
     assert!(rival.lock("l").try_acquire().await.unwrap().is_none());
     assert!(
         rival
