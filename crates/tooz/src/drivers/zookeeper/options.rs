@@ -72,7 +72,7 @@ impl fmt::Debug for ZookeeperOptions {
 
 impl ZookeeperOptions {
     /// Reads a `zookeeper://` or `kazoo://` URL (a host list in it already turned into
-    /// `hosts` options by [`split_host_list`]).
+    /// `hosts` options before the URL was parsed: `zookeeper://h1,h2` is no valid URL).
     pub fn from_url(url: &Url) -> Result<Self> {
         let shown = RedactedUrl::new(url.clone());
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
