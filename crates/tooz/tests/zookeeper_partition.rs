@@ -503,3 +503,46 @@ async fn a_killed_connection_resumes_the_session_and_loses_nothing() {
     holder.stop().await.unwrap();
     rival.stop().await.unwrap();
 }
+
+/// A release that never reaches ZooKeeper (the partition swallows it; the session outlives
+/// the partition) must not leave the holder's contender in the queue for as long as the
+/// session lives — which, with heartbeats renewing it, would be for ever: nobody, Rust or
+/// Python, could take the lock again. The next heartbeats withdraw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_lost_in_a_partition_does_not_block_the_lock_for_ever() {
+    if !have_zookeeper() {
+        eprintln!("ZooKeeper is not installed: skipping (scripts/test installs it)");
+        return;
+    }
+    // Sessions of at least 10 s, requests bounded by 3 s: the release times out while the
+    // session survives the cut.
+    let server = Server::start_with(&["minSessionTimeout=10000"]);
+    let proxy = FaultProxy::start(upstream(&server)).await;
+    let holder = through(&proxy, "holder").await;
+    assert_eq!(holder.membership_timeout(), Duration::from_secs(10));
+    let rival = Coordinator::connect(&server.url_with(TIMEOUT), "rival")
+        .await
+        .unwrap();
+    let guard = holder.lock("l").try_acquire().await.unwrap().expect("free");
+    proxy.set(Fault::Blackhole);
+    let released = guard.release().await;
+    assert!(
+        released.is_err(),
+        "the release cannot have been answered: {released:?}"
+    );
+    sleep(Duration::from_secs(1)).await;
+    proxy.set(Fault::Forward);
+    let healed = Instant::now();
+    let taken = rival
+        .lock("l")
+        .acquire_timeout(Duration::from_secs(15))
+        .await
+        .expect("the lock is free again once the holder's heartbeats resume");
+    eprintln!(
+        "the rival took the lock {:?} after the heal",
+        healed.elapsed()
+    );
+    taken.release().await.unwrap();
+    holder.stop().await.unwrap();
+    rival.stop().await.unwrap();
+}

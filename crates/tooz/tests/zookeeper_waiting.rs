@@ -155,3 +155,44 @@ async fn a_wait_longer_than_the_session_timeout_still_grants_a_live_lock() {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+/// A waiter cut short at any point of its wait — before its contender is made, while it is
+/// made, queued — leaves no place in line: once the holder releases, another takes the lock
+/// at once (a queued contender left behind would hold it for as long as its session lives).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_queued_waiter_leaves_no_place_in_line() {
+    if !have_zookeeper() {
+        return;
+    }
+    let server = Server::start();
+    let (a, b, c) = (
+        coordinator(&server, "a").await,
+        coordinator(&server, "b").await,
+        coordinator(&server, "c").await,
+    );
+    for cut in [
+        0u64, 10, 50, 100, 200, 300, 500, 800, 1_000, 2_000, 5_000, 20_000,
+    ] {
+        let held = a.lock("cut").acquire().await.unwrap();
+        let lock = b.lock("cut");
+        let wait = lock.acquire();
+        let cut_short = tokio::time::timeout(Duration::from_micros(cut), wait).await;
+        assert!(cut_short.is_err(), "b cannot have the lock a holds");
+        held.release().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            if let Some(guard) = c.lock("cut").try_acquire().await.unwrap() {
+                guard.release().await.unwrap();
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "b's wait cut after {cut} µs still holds a place in line a second later"
+            );
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+    for coord in [a, b, c] {
+        coord.stop().await.unwrap();
+    }
+}

@@ -110,8 +110,16 @@ impl Groups for ZookeeperBackend {
         if children != [paths::LEADER] {
             return Err(not_empty());
         }
+        // (Unless `leader` is a Python member of that name: an ephemeral node.)
+        let leader = format!("{path}/{}", paths::LEADER);
+        let stat = self
+            .call("deleting a group", client.check_stat(&leader))
+            .await??;
+        if stat.is_some_and(|s| s.ephemeral_owner != 0) {
+            return Err(not_empty());
+        }
         let mut writer = client.new_multi_writer();
-        writer.add_delete(&format!("{path}/{}", paths::LEADER), None)?;
+        writer.add_delete(&leader, None)?;
         writer.add_delete(&path, None)?;
         match self.bounded("deleting a group", writer.commit()).await? {
             Ok(_) => Ok(()),
@@ -137,7 +145,7 @@ impl Groups for ZookeeperBackend {
         Ok(children
             .into_iter()
             .filter(|child| child != paths::LOCKS)
-            .map(|child| GroupId::from(paths::decode(&child)))
+            .map(|child| GroupId::from(paths::decode(&child, paths::LOCKS)))
             .collect())
     }
 
@@ -146,9 +154,10 @@ impl Groups for ZookeeperBackend {
         let data = capabilities.encode()?;
         let session = self.session()?;
         let options = self.create_options(CreateMode::Ephemeral);
+        let sent = tokio::time::Instant::now();
         let created = session.client.create(&path, &data, &options);
         match self.call("joining a group", created).await? {
-            Ok(_) => Ok(()),
+            Ok(_) => self.answered(&session, sent),
             Err(ZkError::NodeExists) => Err(Error::MemberAlreadyExist {
                 group: group.clone(),
                 member: self.member.clone(),
@@ -204,10 +213,14 @@ impl Groups for ZookeeperBackend {
                     MultiReadResult::Error {
                         err: ZkError::NoNode,
                     } => continue,
-                    MultiReadResult::Error { err } => return Err(err.into()),
+                    // (One member's node we cannot read, another's ACL: skipped, not fatal.)
+                    MultiReadResult::Error { err } => {
+                        tracing::warn!(backend = NAME, group = %group, node = %child, error = %err, "skipping a member node that cannot be read");
+                        continue;
+                    }
                     other => return Err(error::unexpected(&format!("{other:?}"))),
                 };
-                let member = MemberId::from(paths::decode(child));
+                let member = MemberId::from(paths::decode(child, paths::LEADER));
                 match Capabilities::decode(&data) {
                     Ok(caps) => members.push((member, caps)),
                     Err(e) => tracing::warn!(
@@ -238,7 +251,7 @@ impl Groups for ZookeeperBackend {
         }
         Ok(children
             .into_iter()
-            .map(|c| MemberId::from(paths::decode(&c)))
+            .map(|c| MemberId::from(paths::decode(&c, paths::LEADER)))
             .collect())
     }
 

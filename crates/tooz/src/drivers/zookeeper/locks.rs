@@ -39,6 +39,7 @@ impl ZookeeperBackend {
     ) -> Result<Option<FencingToken>> {
         let session = self.session()?;
         let client = &session.client;
+        let sent = tokio::time::Instant::now();
         // At most: our queued node found gone (another deleted it), then a new one.
         for _ in 0..3 {
             let queued = {
@@ -63,14 +64,17 @@ impl ZookeeperBackend {
             };
             self.saw_holder(dir, &children);
             match paths::predecessor(&children, &node) {
-                // Our node is gone: a new place at the back of the queue.
+                // Our node is gone (or its name is beyond kazoo's pattern): withdrawn if it is
+                // there, then a new place at the back of the queue.
                 Err(()) => {
-                    self.contenders().remove(&owner);
+                    self.withdraw(dir, owner).await?;
                 }
                 Ok(None) => {
                     if let Some(contender) = self.contenders().get_mut(&owner) {
                         contender.predecessor = None;
                     }
+                    // (Not handed out if the session ended meanwhile.)
+                    self.answered(&session, sent)?;
                     return token(czxid).map(Some);
                 }
                 Ok(Some(predecessor)) if wait => {
@@ -108,6 +112,7 @@ impl ZookeeperBackend {
             czxid: 0,
             predecessor: None,
             session: session.id,
+            abandoned: false,
         };
         self.contenders().insert(owner, in_doubt.clone());
         let options = self.create_options(CreateMode::EphemeralSequential);
@@ -140,7 +145,12 @@ impl ZookeeperBackend {
     /// Withdraws grant `owner`'s contender under `dir` (a release, a resignation, a waiter
     /// giving up): whether a node of ours was there to delete.
     pub(super) async fn withdraw(&self, dir: &str, owner: OwnerToken) -> Result<bool> {
-        let contender = self.contenders().get(&owner).cloned();
+        // Marked first: if this fails, heartbeats withdraw it later (see
+        // `withdraw_abandoned`).
+        let contender = self.contenders().get_mut(&owner).map(|c| {
+            c.abandoned = true;
+            c.clone()
+        });
         let Some(contender) = contender.filter(|c| c.dir == dir) else {
             return Ok(false);
         };
@@ -185,5 +195,21 @@ impl ZookeeperBackend {
         };
         self.contenders().remove(&owner);
         Ok(deleted)
+    }
+
+    /// Withdraws every contender whose withdrawal failed, best effort (the next heartbeat
+    /// tries again what fails now).
+    pub(super) async fn withdraw_abandoned(&self) {
+        let abandoned: Vec<(OwnerToken, String)> = self
+            .contenders()
+            .iter()
+            .filter(|(_, c)| c.abandoned)
+            .map(|(owner, c)| (*owner, c.dir.clone()))
+            .collect();
+        for (owner, dir) in abandoned {
+            if let Err(e) = self.withdraw(&dir, owner).await {
+                tracing::debug!(backend = NAME, error = %e, "a contender is still to withdraw");
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! * **Liveness is the ZooKeeper session.** Members, lock contenders and leader contenders
 //!   are ephemeral nodes of the coordinator's session; heartbeats read them all back in one
-//!   request (which also keeps the session busy), and their local lease is the negotiated
+//!   request per 256 (which also keeps the session busy), and their local lease is the negotiated
 //!   session timeout counted from a heartbeat's send — the server expires a session no sooner
 //!   than that after it last heard from us — so a cut-off coordinator reports its grants lost
 //!   before ZooKeeper can give them to another. The moment the client learns that ZooKeeper
@@ -20,11 +20,19 @@
 //!   holder's, or it would have come first).
 //! * **Elections** are kazoo locks on `/tooz/<group>/leader`, as in tooz: Python's
 //!   `get_leader` and ours name the same member.
-//! * **Watches** are ZooKeeper watches: on a group's children, on a leader lock's contenders,
-//!   on a waiter's predecessor; nothing polls.
+//! * **Watches** are ZooKeeper watches: on a group's children, on a leader lock's holder, on
+//!   a waiter's predecessor; a waiter looks again when woken (and, as a safeguard, every
+//!   half minute), never on a short poll.
 //! * **Listings** hide tooz's bookkeeping, which Python's show (`leader` listed as a member,
 //!   `locks` as a group), without changing what Python sees; names that are not exactly one
-//!   node name are refused (see the `paths` module).
+//!   node name are written in hex (see the `paths` module), so they do not interoperate.
+//!
+//! What this cannot promise: a ZooKeeper whose data is wiped (or restored from an older
+//! snapshot) forgets every node and restarts its zxids, so exclusion and token order do not
+//! carry across that (as on etcd); a session timeout the server lowers when the client
+//! reconnects is not seen (the client library keeps the first); and lock nodes inherit
+//! kazoo's ordering, which breaks when a lock node's sequence passes 2^31 (about 10^9
+//! acquisitions of one name).
 //!
 //! The options are listed on [`ZookeeperOptions`].
 
@@ -87,7 +95,9 @@ pub struct ZookeeperBackend {
     /// for that node to go, rather than for any change (every refused try adds and removes a
     /// contender).
     holders: Mutex<HashMap<String, String>>,
-    /// When the last heartbeat ZooKeeper answered was sent.
+    /// When the last request that grants or renews something (a heartbeat, a lock or leader
+    /// attempt, a join) and that ZooKeeper answered was sent: every local lease counts from
+    /// such a send, so the session is kept at least a timeout past the latest.
     renewed: Arc<Mutex<tokio::time::Instant>>,
     /// `start` ran.
     started: AtomicBool,
@@ -118,6 +128,8 @@ struct Contender {
     predecessor: Option<String>,
     /// The session it belongs to (it is gone with it).
     session: i64,
+    /// Its withdrawal began (and may have failed): heartbeats finish it.
+    abandoned: bool,
 }
 
 impl fmt::Debug for ZookeeperBackend {
@@ -293,19 +305,21 @@ impl ZookeeperBackend {
                 }
                 let last = *renewed.lock().unwrap_or_else(|e| e.into_inner());
                 if last.elapsed() >= timeout {
+                    // Reported before the close can free anything: an attempt still in flight
+                    // on it sees the session is no longer current and hands back no grant.
                     current.store(0, Ordering::Release);
-                    // The client closes the session as its last handle goes.
-                    let ended = slot.take();
-                    drop(slot);
-                    drop(ended);
+                    if let Some(losses) = &losses {
+                        losses.session_ended();
+                    }
                     tracing::warn!(
                         backend = NAME,
                         session = id,
                         "no heartbeat renewed the ZooKeeper session in time: closed"
                     );
-                    if let Some(losses) = &losses {
-                        losses.session_ended();
-                    }
+                    // The client closes the session as its last handle goes.
+                    let ended = slot.take();
+                    drop(slot);
+                    drop(ended);
                     return;
                 }
             }
@@ -314,6 +328,18 @@ impl ZookeeperBackend {
 
     fn renewed(&self) -> MutexGuard<'_, tokio::time::Instant> {
         self.renewed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes that a request of session `session` sent at `sent` was answered (see `renewed`).
+    /// `SessionLost` if the session is no longer the current one: what it granted must not be
+    /// handed out (its end was reported, or is being).
+    fn answered(&self, session: &Session, sent: tokio::time::Instant) -> Result<()> {
+        if self.current.load(Ordering::Acquire) != session.id {
+            return Err(Error::SessionLost { backend: NAME });
+        }
+        let mut renewed = self.renewed();
+        *renewed = (*renewed).max(sent);
+        Ok(())
     }
 
     /// Whether `session` is over: ZooKeeper said so, or no server has answered a heartbeat
@@ -350,11 +376,12 @@ impl ZookeeperBackend {
         drop(current);
         self.current.store(0, Ordering::Release);
         *self.session.write().unwrap_or_else(|e| e.into_inner()) = None;
+        // Every contender was an ephemeral node of the old session: gone with it. (A waiter
+        // asking again gets a new place in the queue.) Forgotten before the new session is
+        // published, so that nothing recorded on the new one is.
+        self.contenders().clear();
         let session = self.connect().await?;
         *self.session.write().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
-        // Every contender was an ephemeral node of the old session: gone with it. (A waiter
-        // asking again gets a new place in the queue.)
-        self.contenders().clear();
         Ok((session, true))
     }
 
@@ -373,8 +400,12 @@ impl ZookeeperBackend {
         seen.insert(path.to_owned(), (stat.czxid, stat.cversion));
     }
 
-    /// Notes the holder among `children` of lock node `dir`.
+    /// Notes the holder among `children` of lock node `dir` (a leader lock's: only leader
+    /// watches use it, and a lock name per request must not grow the map for ever).
     fn saw_holder(&self, dir: &str, children: &[String]) {
+        if !dir.ends_with(&format!("/{}", paths::LEADER)) {
+            return;
+        }
         let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
         match paths::first_contender(children) {
             Some(first) => holders.insert(dir.to_owned(), first.to_owned()),
@@ -566,7 +597,8 @@ impl Backend for ZookeeperBackend {
             // Nothing to read back: one request all the same, to prove the session alive.
             self.call("a heartbeat", client.check_stat(&self.options.base))
                 .await??;
-            *self.renewed() = sent;
+            self.withdraw_abandoned().await;
+            self.answered(&session, sent)?;
             return Ok(report);
         }
         for chunk in known.chunks(READS_PER_REQUEST) {
@@ -583,23 +615,25 @@ impl Backend for ZookeeperBackend {
             for (answer, (owner, _, kind)) in answers.into_iter().zip(chunk) {
                 match answer {
                     MultiReadResult::Data { stat, .. } if stat.ephemeral_owner == session.id => {}
-                    MultiReadResult::Data { .. }
-                    | MultiReadResult::Error {
-                        err: ZkError::NoNode,
-                    } => {
+                    // Gone, another session's, or unreadable to us (another ACL): not ours.
+                    MultiReadResult::Data { .. } | MultiReadResult::Error { .. } => {
                         lost(&mut report, *owner, *kind);
                     }
-                    MultiReadResult::Error { err } => return Err(err.into()),
                     other => return Err(error::unexpected(&format!("{other:?}"))),
                 }
             }
         }
-        *self.renewed() = sent;
+        // Contenders whose withdrawal failed (their hand-back never reached ZooKeeper) are
+        // withdrawn now: on a session our heartbeats keep alive, nothing else would.
+        self.withdraw_abandoned().await;
+        self.answered(&session, sent)?;
         Ok(report)
     }
 
     async fn stop(&self) -> Result<()> {
         self.stopped.store(true, Ordering::Release);
+        // (After any session being begun: it is published first, then closed here.)
+        let _one = self.connecting.lock().await;
         self.current.store(0, Ordering::Release);
         let session = self
             .session

@@ -102,15 +102,21 @@ impl ZookeeperOptions {
         let mut hosts = vec![format!("{host}:{}", url.port().unwrap_or(2181))];
         for listed in options.get_all("hosts") {
             for endpoint in listed.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                // (As kazoo: a host without a port is on 2181.)
+                let endpoint = if endpoint.ends_with(']') || !endpoint.contains(':') {
+                    format!("{endpoint}:2181")
+                } else {
+                    endpoint.to_owned()
+                };
                 let valid = !endpoint.contains("://")
                     && !endpoint.contains('/')
                     && endpoint
                         .rsplit_once(':')
                         .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                 if !valid {
-                    return Err(options.invalid("hosts", endpoint, "expected HOST:PORT"));
+                    return Err(options.invalid("hosts", &endpoint, "expected HOST[:PORT]"));
                 }
-                hosts.push(endpoint.to_owned());
+                hosts.push(endpoint);
             }
         }
         let chroot = url.path().trim_end_matches('/');
@@ -220,6 +226,8 @@ mod tests {
         assert_eq!(options.hosts, "h1:2181,h3:1,h4:2,h2:2182");
         assert_eq!(options.chroot, "/app");
         assert_eq!(options.base, "/tooz");
+        let options = parse("zookeeper://h1,h2,[::1]").unwrap();
+        assert_eq!(options.hosts, "h1:2181,h2:2181,[::1]:2181");
     }
 
     #[test]
@@ -239,7 +247,7 @@ mod tests {
     #[test]
     fn bad_options_are_named() {
         for (url, named) in [
-            ("zookeeper://h?hosts=x", "hosts"),
+            ("zookeeper://h?hosts=x:y", "hosts"),
             ("zookeeper://h?hosts=h:1/chroot", "hosts"),
             ("zookeeper://h?timeout=0", "timeout"),
             ("zookeeper://h?timeout=1e9", "timeout"),

@@ -74,9 +74,11 @@ fn encode(bytes: &[u8], reserved: &str) -> String {
     }
 }
 
-/// The name a node name stands for (the inverse of the encoding; a node name of another
-/// writer is its own bytes).
-pub(super) fn decode(node: &str) -> Vec<u8> {
+/// The name a node name of a kind with `reserved` stands for: the inverse of the encoding
+/// where the node is exactly what the encoding makes of the decoded name; any other node
+/// name (another writer's, even one that looks like ours: `~tooz-hex:61` made by hand is not
+/// `a`, whose node is `a`) is its own bytes.
+pub(super) fn decode(node: &str, reserved: &str) -> Vec<u8> {
     let hex = node.strip_prefix(HEX).filter(|h| h.len() % 2 == 0);
     let decoded = hex.and_then(|hex| {
         (0..hex.len())
@@ -84,7 +86,10 @@ pub(super) fn decode(node: &str) -> Vec<u8> {
             .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
             .collect::<Option<Vec<u8>>>()
     });
-    decoded.unwrap_or_else(|| node.as_bytes().to_vec())
+    match decoded {
+        Some(name) if encode(&name, reserved) == node => name,
+        _ => node.as_bytes().to_vec(),
+    }
 }
 
 /// A lock name as a node name.
@@ -192,12 +197,25 @@ mod tests {
                 check_path(&format!("/{node}")).is_ok(),
                 "{name:?} as {node}"
             );
-            assert_eq!(decode(&node), name, "{node}");
+            assert_eq!(decode(&node, ""), name, "{node}");
             assert!(seen.insert(node.clone(), name).is_none(), "{node} twice");
         }
         // Another writer's names are themselves, even where they look like ours.
-        assert_eq!(decode("~tooz-hex:zz"), b"~tooz-hex:zz");
-        assert_eq!(decode("leader"), b"leader");
+        assert_eq!(decode("~tooz-hex:zz", ""), b"~tooz-hex:zz");
+        assert_eq!(decode("leader", LEADER), b"leader");
+        assert_eq!(
+            decode("~tooz-hex:61", LEADER),
+            b"~tooz-hex:61",
+            "`a` is written `a`"
+        );
+        assert_eq!(
+            decode("~tooz-hex:2B61", ""),
+            b"~tooz-hex:2B61",
+            "upper case"
+        );
+        assert_eq!(decode("~tooz-hex:+a", ""), b"~tooz-hex:+a", "a sign");
+        assert_eq!(decode(&member(b"leader"), LEADER), b"leader");
+        assert_eq!(decode(&group(b"locks"), LOCKS), b"locks");
         assert!(check_path("/a/b").is_ok());
         for bad in ["a", "/", "/a/", "/a//b", "/a/../b", "/a/./b"] {
             assert!(check_path(bad).is_err(), "{bad}");
