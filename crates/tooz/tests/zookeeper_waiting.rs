@@ -196,3 +196,67 @@ async fn a_cancelled_queued_waiter_leaves_no_place_in_line() {
         coord.stop().await.unwrap();
     }
 }
+
+/// Shared locks, kazoo's read-write recipe: readers share; a writer queues behind the readers
+/// before it; a reader arriving after a waiting writer queues behind that writer (no writer
+/// starves behind a stream of readers); tokens never go back across an exclusive grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_share_and_a_waiting_writer_is_not_overtaken() {
+    if !have_zookeeper() {
+        return;
+    }
+    let server = Server::start();
+    let (r1, w, r2) = (
+        coordinator(&server, "r1").await,
+        coordinator(&server, "w").await,
+        coordinator(&server, "r2").await,
+    );
+    let first = r1.lock("rw").shared().acquire().await.unwrap();
+    let writer = {
+        let w = w.clone();
+        tokio::spawn(async move { w.lock("rw").acquire().await.unwrap() })
+    };
+    sleep(Duration::from_millis(200)).await;
+    assert!(
+        !writer.is_finished(),
+        "the writer waits for the reader before it"
+    );
+    // A reader after the waiting writer queues behind it.
+    let late_reader = {
+        let r2 = r2.clone();
+        tokio::spawn(async move { r2.lock("rw").shared().acquire().await.unwrap() })
+    };
+    sleep(Duration::from_millis(200)).await;
+    assert!(
+        !late_reader.is_finished(),
+        "a reader does not overtake a waiting writer"
+    );
+    let first_token = first.token();
+    first.release().await.unwrap();
+    let written = tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .expect("the writer goes next")
+        .unwrap();
+    assert!(written.token() > first_token);
+    sleep(Duration::from_millis(200)).await;
+    assert!(
+        !late_reader.is_finished(),
+        "the late reader waits for the writer"
+    );
+    let written_token = written.token();
+    written.release().await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(2), late_reader)
+        .await
+        .expect("then the late reader")
+        .unwrap();
+    assert!(read.token() > written_token);
+    // Readers share.
+    let shared = r1.lock("rw").shared().try_acquire().await.unwrap();
+    assert!(shared.is_some(), "two readers at once");
+    assert!(w.lock("rw").try_acquire().await.unwrap().is_none());
+    drop(shared);
+    read.release().await.unwrap();
+    for coord in [r1, w, r2] {
+        coord.stop().await.unwrap();
+    }
+}

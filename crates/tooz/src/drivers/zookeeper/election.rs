@@ -21,7 +21,7 @@ impl ZookeeperBackend {
 impl Elections for ZookeeperBackend {
     async fn try_lead(&self, group: &GroupId, owner: OwnerToken) -> Result<Option<FencingToken>> {
         let dir = self.leader_dir(group);
-        self.contend(&dir, owner, false).await
+        self.contend(&dir, owner, false, false).await
     }
 
     async fn resign(&self, group: &GroupId, owner: OwnerToken) -> Result<bool> {

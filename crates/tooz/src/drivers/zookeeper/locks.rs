@@ -19,14 +19,10 @@ impl ZookeeperBackend {
     }
 
     pub(super) async fn take_lock(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
-        if request.mode == LockMode::Shared {
-            return Err(Error::Unsupported {
-                operation: "shared locks",
-                backend: NAME,
-            });
-        }
         let dir = self.lock_dir(request.name);
-        self.contend(&dir, request.owner, request.wait).await
+        let shared = request.mode == LockMode::Shared;
+        self.contend(&dir, request.owner, request.wait, shared)
+            .await
     }
 
     /// One attempt at the kazoo lock whose node is `dir`, for grant `owner`: its token if it
@@ -36,6 +32,7 @@ impl ZookeeperBackend {
         dir: &str,
         owner: OwnerToken,
         wait: bool,
+        shared: bool,
     ) -> Result<Option<FencingToken>> {
         let session = self.session()?;
         let client = &session.client;
@@ -60,7 +57,7 @@ impl ZookeeperBackend {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                None => self.create_contender(&session, dir, owner).await?,
+                None => self.create_contender(&session, dir, owner, shared).await?,
             };
             self.saw_holder(dir, &children);
             match paths::predecessor(&children, &node) {
@@ -100,9 +97,10 @@ impl ZookeeperBackend {
         session: &Session,
         dir: &str,
         owner: OwnerToken,
+        shared: bool,
     ) -> Result<(String, i64, Vec<String>)> {
         let client = &session.client;
-        let prefix = paths::contender_prefix(owner.as_u128());
+        let prefix = paths::contender_prefix(owner.as_u128(), shared);
         let path = format!("{dir}/{prefix}");
         // Recorded before the request leaves: a node whose creation's answer is lost is found
         // again by its prefix, and withdrawn.
@@ -168,7 +166,7 @@ impl ZookeeperBackend {
             Some(node) => Some(node),
             None => {
                 // Its creation's answer was lost: found by the owner's prefix, if it was made.
-                let prefix = paths::contender_prefix(owner.as_u128());
+                let prefix = paths::owner_prefix(owner.as_u128());
                 match self
                     .call("releasing a lock", client.get_children(dir))
                     .await?

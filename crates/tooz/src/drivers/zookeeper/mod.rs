@@ -18,6 +18,12 @@
 //!   is the contender node's `czxid`: ZooKeeper's transaction id, which grows with every write
 //!   and which a later holder's node always has larger (it was created after the earlier
 //!   holder's, or it would have come first).
+//! * **Shared locks** are kazoo's read-write recipe: a reader's node is `<hex>__rlock__<seq>`
+//!   and waits only for the exclusive contenders before it; an exclusive contender waits for
+//!   every contender before it (so a waiting writer is not overtaken by later readers). A
+//!   reader's token is its node's czxid too: never below the last exclusive grant's. Python
+//!   tooz has no shared locks, and its exclusive lock (kazoo's `Lock`) ignores readers: a
+//!   shared lock of ours does not keep a Python holder out.
 //! * **Elections** are kazoo locks on `/tooz/<group>/leader`, as in tooz: Python's
 //!   `get_leader` and ours name the same member.
 //! * **Watches** are ZooKeeper watches: on a group's children, on a leader lock's holder, on
@@ -546,6 +552,7 @@ impl Backend for ZookeeperBackend {
         // Every wake-up is a ZooKeeper watch, which fires however the node went (released,
         // its session expired, deleted by hand).
         Ok(Started::new(timeout, characteristics)
+            .with_shared_locks(true)
             .with_queued_lock_waits()
             .with_complete_hints()
             // (A waiter's node is granted when its predecessor goes, between attempts; but it

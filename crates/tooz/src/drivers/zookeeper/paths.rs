@@ -20,6 +20,8 @@ pub(super) const LOCKS: &str = "locks";
 pub(super) const LEADER: &str = "leader";
 /// kazoo's contender marker; a contender node is `<prefix>__lock__<10-digit sequence>`.
 pub(super) const CONTENDER: &str = "__lock__";
+/// kazoo's read-lock contender marker (its `ReadLock`): `<prefix>__rlock__<sequence>`.
+pub(super) const SHARED_CONTENDER: &str = "__rlock__";
 
 /// Why ZooKeeper would refuse `c` in a path (its `PathUtils.validatePath`: NUL, control
 /// characters, and UTF-16 code units in the surrogate, private-use and specials ranges — so
@@ -120,25 +122,47 @@ pub(super) fn check_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The contender node name prefix of grant `owner`: its token in 32 hex digits (kazoo puts
-/// a uuid4 there), so that a contender whose creation's answer was lost is found again.
-pub(super) fn contender_prefix(owner: u128) -> String {
-    format!("{owner:032x}{CONTENDER}")
+/// Where every contender node name of grant `owner` starts: its token in 32 hex digits
+/// (kazoo puts a uuid4 there), so that a contender whose creation's answer was lost is found
+/// again.
+pub(super) fn owner_prefix(owner: u128) -> String {
+    format!("{owner:032x}")
 }
 
-/// The sequence of a contender node (kazoo's `__lock__(-?\d{10})$`), as text: kazoo orders
-/// contenders by comparing it as a string, which every implementation must do alike.
-pub(super) fn contender_sequence(child: &str) -> Option<&str> {
-    let at = child.rfind(CONTENDER)?;
-    let sequence = &child[at + CONTENDER.len()..];
+/// The contender node name prefix of grant `owner`, exclusive or `shared`.
+pub(super) fn contender_prefix(owner: u128, shared: bool) -> String {
+    let marker = if shared { SHARED_CONTENDER } else { CONTENDER };
+    format!("{}{marker}", owner_prefix(owner))
+}
+
+/// The sequence of a contender node with `marker` (kazoo's `<marker>(-?\d{10})$`), as text:
+/// kazoo orders contenders by comparing it as a string, which every implementation must do
+/// alike.
+fn sequence_after<'c>(child: &'c str, marker: &str) -> Option<&'c str> {
+    let at = child.rfind(marker)?;
+    let sequence = &child[at + marker.len()..];
     let digits = sequence.strip_prefix('-').unwrap_or(sequence);
     (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(sequence)
 }
 
+/// The sequence of an exclusive contender (`__lock__`).
+pub(super) fn contender_sequence(child: &str) -> Option<&str> {
+    sequence_after(child, CONTENDER)
+}
+
+/// The sequence of a contender of either kind, and whether it is shared (`__rlock__`).
+fn any_contender(child: &str) -> Option<(&str, bool)> {
+    contender_sequence(child)
+        .map(|s| (s, false))
+        .or_else(|| sequence_after(child, SHARED_CONTENDER).map(|s| (s, true)))
+}
+
 /// Who comes before `ours` among `children` of a lock node: the contender with the greatest
-/// sequence below ours (`None`: we hold the lock). `Err` if our node is not among them.
+/// sequence below ours that excludes us (`None`: we hold the lock). As kazoo's `WriteLock`
+/// and `ReadLock`: an exclusive contender waits for every contender before it, a shared one
+/// (`__rlock__`) only for the exclusive ones. `Err` if our node is not among them.
 pub(super) fn predecessor<'c>(children: &'c [String], ours: &str) -> Result<Option<&'c str>, ()> {
-    let Some(mine) = contender_sequence(ours) else {
+    let Some((mine, shared)) = any_contender(ours) else {
         return Err(());
     };
     if !children.iter().any(|c| c == ours) {
@@ -146,10 +170,10 @@ pub(super) fn predecessor<'c>(children: &'c [String], ours: &str) -> Result<Opti
     }
     Ok(children
         .iter()
-        .filter_map(|c| contender_sequence(c).map(|s| (s, c.as_str())))
-        .filter(|(s, _)| *s < mine)
+        .filter_map(|c| any_contender(c).map(|(s, theirs)| (s, theirs, c.as_str())))
+        .filter(|(s, theirs, _)| *s < mine && !(shared && *theirs))
         .max_by(|a, b| a.0.cmp(b.0))
-        .map(|(_, c)| c))
+        .map(|(_, _, c)| c))
 }
 
 /// The first contender among `children` (the holder), by kazoo's order.
@@ -224,8 +248,12 @@ mod tests {
 
     #[test]
     fn contenders_in_kazoo_s_order() {
-        let prefix = contender_prefix(0xab);
+        let prefix = contender_prefix(0xab, false);
         assert_eq!(prefix, format!("{}ab__lock__", "0".repeat(30)));
+        assert_eq!(
+            contender_prefix(0xab, true),
+            format!("{}ab__rlock__", "0".repeat(30))
+        );
         let children: Vec<String> = [
             "x__lock__0000000003",
             "y__lock__0000000001",
@@ -241,7 +269,11 @@ mod tests {
             predecessor(&children, "v__lock__0000000005"),
             Ok(Some("x__lock__0000000003"))
         );
-        assert_eq!(predecessor(&children, "y__lock__0000000001"), Ok(None));
+        // (Behind the reader planted before it: ours are kazoo WriteLocks.)
+        assert_eq!(
+            predecessor(&children, "y__lock__0000000001"),
+            Ok(Some("z__rlock__0000000000"))
+        );
         assert_eq!(predecessor(&children, "q__lock__0000000002"), Err(()));
         // kazoo's pattern, `-?\d{10}`, whatever ZooKeeper prints past 2^31 (mirrored as is).
         assert_eq!(
@@ -249,7 +281,36 @@ mod tests {
             Some("-0000000001")
         );
         assert_eq!(contender_sequence("a__lock__-000000001"), None);
-        // kazoo's exclusive Lock ignores its read-lock contenders (`__rlock__`); so do we.
+        // kazoo's Lock (tooz's) and its first contender ignore read-lock contenders; our
+        // exclusive contenders wait for them (kazoo's WriteLock), our shared ones only for
+        // exclusive ones (its ReadLock).
+        let mixed: Vec<String> = [
+            "w1__lock__0000000001",
+            "r2__rlock__0000000002",
+            "r3__rlock__0000000003",
+            "w4__lock__0000000004",
+            "r5__rlock__0000000005",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            predecessor(&mixed, "r2__rlock__0000000002"),
+            Ok(Some("w1__lock__0000000001"))
+        );
+        assert_eq!(
+            predecessor(&mixed, "r3__rlock__0000000003"),
+            Ok(Some("w1__lock__0000000001"))
+        );
+        assert_eq!(
+            predecessor(&mixed, "w4__lock__0000000004"),
+            Ok(Some("r3__rlock__0000000003"))
+        );
+        assert_eq!(
+            predecessor(&mixed, "r5__rlock__0000000005"),
+            Ok(Some("w4__lock__0000000004"))
+        );
+        assert_eq!(predecessor(&mixed[1..3], "r3__rlock__0000000003"), Ok(None));
+        assert_eq!(first_contender(&mixed[1..]), Some("w4__lock__0000000004"));
         assert_eq!(contender_sequence("z__rlock__0000000000"), None);
     }
 }
