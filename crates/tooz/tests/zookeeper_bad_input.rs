@@ -238,30 +238,38 @@ async fn a_server_that_is_not_zookeeper_is_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_that_cannot_be_honoured_is_refused_never_downgraded() {
+async fn tls_that_cannot_be_honoured_is_refused_before_connecting() {
     // Nothing listens there: an attempt to connect would be a Connection error, not this.
     let port = free_port();
     let asked = [
+        // TLS without the CA to verify the servers against.
         (
             format!("zookeeper://127.0.0.1:{port}?timeout=2&use_ssl=true"),
-            "use_ssl",
+            "ca",
         ),
         (
             format!("zookeeper://tooz:{SECRET}@127.0.0.1:{port}?use_ssl=yes"),
-            "use_ssl",
+            "ca",
         ),
         (
             format!("zookeeper://127.0.0.1:{port},127.0.0.1:{port}?use_ssl=1"),
-            "use_ssl",
+            "ca",
         ),
-        (format!("kazoo://127.0.0.1:{port}?ca=/etc/ssl/ca.pem"), "ca"),
+        // A CA that cannot be read.
         (
-            format!("zookeeper://127.0.0.1:{port}?use_ssl=true&certfile=/c.pem"),
-            "certfile",
+            format!("zookeeper://127.0.0.1:{port}?use_ssl=true&ca=/nonexistent/ca.pem"),
+            "ca",
         ),
+        // TLS options without TLS would be ignored.
+        (format!("kazoo://127.0.0.1:{port}?ca=/etc/ssl/ca.pem"), "ca"),
         (
             format!("zookeeper://127.0.0.1:{port}?keyfile=/k.pem"),
             "keyfile",
+        ),
+        // Verification off would take any server for ZooKeeper.
+        (
+            format!("zookeeper://127.0.0.1:{port}?use_ssl=true&ca=/x.pem&verify_certs=false"),
+            "verify_certs",
         ),
         // The key's password is a secret too: never repeated back.
         (
@@ -279,6 +287,9 @@ async fn tls_that_cannot_be_honoured_is_refused_never_downgraded() {
             Error::InvalidOption { option: named, .. } => {
                 assert_eq!(named, option, "{url}: {err}");
             }
+            // (A build without TLS says so once the options are otherwise complete.)
+            #[cfg(not(feature = "zookeeper-tls"))]
+            Error::FeatureNotEnabled { feature, .. } => assert_eq!(*feature, "zookeeper-tls"),
             other => panic!("{url}: {other:?}"),
         }
         assert!(

@@ -24,7 +24,8 @@ mod shared;
     feature = "memcached-tls",
     feature = "postgres-tls",
     feature = "mysql-tls",
-    feature = "etcd-tls"
+    feature = "etcd-tls",
+    feature = "zookeeper-tls"
 ))]
 mod tls;
 #[cfg(feature = "zookeeper")]

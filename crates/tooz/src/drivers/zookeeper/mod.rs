@@ -244,9 +244,30 @@ impl ZookeeperBackend {
         if let Some((user, password)) = &options.user {
             connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
         }
-        let mut client = self
-            .call("connecting", connector.connect(&options.hosts))
-            .await??;
+        #[cfg(feature = "zookeeper-tls")]
+        if let Some(tls) = &options.tls {
+            // The client builds its rustls configuration from the process's default crypto
+            // provider, which it cannot choose alone when two are built in: ring, as our other
+            // TLS clients use, unless the application installed one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let mut config = zookeeper_client::TlsOptions::new()
+                .with_pem_ca(&tls.ca)
+                .map_err(|e| tls_error("ca", e))?;
+            if let Some((cert, key)) = &tls.identity {
+                config = config
+                    .with_pem_identity(cert, key)
+                    .map_err(|e| tls_error("certfile", e))?;
+            }
+            connector = connector.with_tls(config);
+        }
+        let connecting = async {
+            #[cfg(feature = "zookeeper-tls")]
+            if options.tls.is_some() {
+                return connector.secure_connect(&options.hosts).await;
+            }
+            connector.connect(&options.hosts).await
+        };
+        let mut client = self.call("connecting", connecting).await??;
         let chroot = &options.chroot;
         self.ensure_path(&client, &format!("{chroot}{}", options.base))
             .await?;
@@ -483,6 +504,17 @@ impl ZookeeperBackend {
             drop(session);
             watcher.changed().await;
         })
+    }
+}
+
+/// A TLS file the client refused (read and checked when the URL was: unlikely).
+#[cfg(feature = "zookeeper-tls")]
+fn tls_error(option: &str, e: ZkError) -> Error {
+    Error::InvalidOption {
+        backend: NAME,
+        option: option.to_owned(),
+        value: String::new(),
+        reason: e.to_string(),
     }
 }
 

@@ -38,7 +38,11 @@ const LONGEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// | `namespace` | `tooz` | the root node of everything (groups, members, locks) |
 /// | `hosts` | — | more servers, `host:port`, comma-separated or repeated (as in the URL's host list) |
 /// | `randomize_hosts`, `connection_retry`, `command_retry`, `handler` | — | accepted and ignored (kazoo's; the client reconnects by itself, and every call is bounded by `timeout`) |
-/// | `use_ssl`, `ca`, `certfile`, `keyfile`, `keyfile_password`, `verify_certs` | — | TLS: refused with a clear error, not silently ignored (not built yet) |
+/// | `use_ssl` | `false` | TLS (cargo feature `zookeeper-tls`), to every host |
+/// | `ca` | — | with `use_ssl`, required: the CA (PEM) that signed the servers' certificates; they are always verified against it, names included |
+/// | `certfile`, `keyfile` | — | a client certificate and its key (PEM), both or neither |
+/// | `verify_certs` | `true` | `false` is refused: it would take any server for ZooKeeper |
+/// | `keyfile_password` | — | refused: keep the key unencrypted, readable by this process only |
 ///
 /// A user and password in the URL log in with ZooKeeper's `digest` scheme and every node we
 /// create gets the ACL tooz sets: all permissions for that digest identity only. A path after
@@ -54,8 +58,20 @@ pub struct ZookeeperOptions {
     /// The namespace node's path, `/tooz`.
     pub(super) base: String,
     pub(super) user: Option<(String, String)>,
+    /// TLS (`use_ssl=true`).
+    #[cfg(feature = "zookeeper-tls")]
+    pub(super) tls: Option<Tls>,
     /// Bound on connecting and on every request; the session timeout asked for.
     pub timeout: Duration,
+}
+
+/// TLS files, read and checked when the URL is: the CA (PEM), and a client certificate chain
+/// and key (PEM) if given.
+#[cfg(feature = "zookeeper-tls")]
+#[derive(Clone)]
+pub(super) struct Tls {
+    pub(super) ca: String,
+    pub(super) identity: Option<(String, String)>,
 }
 
 impl fmt::Debug for ZookeeperOptions {
@@ -76,23 +92,8 @@ impl ZookeeperOptions {
     pub fn from_url(url: &Url) -> Result<Self> {
         let shown = RedactedUrl::new(url.clone());
         let options = UrlOptions::parse(NAME, url, OPTIONS)?;
-        for option in ["ca", "certfile", "keyfile", "keyfile_password"] {
-            if let Some(value) = options.get(option) {
-                return Err(options.invalid(
-                    option,
-                    value,
-                    "TLS to ZooKeeper is not supported by this build of tooz yet",
-                ));
-            }
-        }
-        if options.bool("use_ssl", false)? {
-            return Err(options.invalid(
-                "use_ssl",
-                options.get("use_ssl").unwrap_or_default(),
-                "TLS to ZooKeeper is not supported by this build of tooz yet",
-            ));
-        }
-        options.bool("verify_certs", true)?;
+        #[cfg_attr(not(feature = "zookeeper-tls"), allow(unused_variables))]
+        let tls = tls(&options)?;
         options.bool("randomize_hosts", true)?;
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
@@ -162,7 +163,95 @@ impl ZookeeperOptions {
             chroot,
             base,
             user,
+            #[cfg(feature = "zookeeper-tls")]
+            tls,
             timeout,
+        })
+    }
+}
+
+#[cfg(feature = "zookeeper-tls")]
+type TlsSettings = Tls;
+#[cfg(not(feature = "zookeeper-tls"))]
+type TlsSettings = std::convert::Infallible;
+
+/// Reads tooz's (kazoo's) TLS options: `use_ssl=true` needs `ca` (the servers are always
+/// verified against it, names included); `certfile` and `keyfile` go together; what would
+/// weaken or be ignored is refused rather than dropped.
+fn tls(options: &UrlOptions) -> Result<Option<TlsSettings>> {
+    let use_ssl = options.bool("use_ssl", false)?;
+    if !options.bool("verify_certs", true)? {
+        return Err(options.invalid(
+            "verify_certs",
+            options.get("verify_certs").unwrap_or_default(),
+            "refused: it would take any server for ZooKeeper (give the CA in `ca` instead)",
+        ));
+    }
+    if let Some(value) = options.get("keyfile_password") {
+        let _ = value;
+        return Err(options.invalid(
+            "keyfile_password",
+            "(hidden)",
+            "encrypted keys are not supported: keep the key unencrypted, readable by this \
+             process only",
+        ));
+    }
+    let (ca, cert, key) = (options.get("ca"), options.get("certfile"), options.get("keyfile"));
+    if !use_ssl {
+        for (option, value) in [("ca", ca), ("certfile", cert), ("keyfile", key)] {
+            if let Some(value) = value {
+                return Err(options.invalid(
+                    option,
+                    value,
+                    "TLS options need use_ssl=true (here they would be ignored)",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(ca) = ca else {
+        return Err(options.invalid(
+            "ca",
+            "",
+            "use_ssl=true needs the CA that signed the servers' certificates: they are always \
+             verified",
+        ));
+    };
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => return Err(options.invalid("keyfile", "", "certfile and keyfile go together")),
+        (None, Some(_)) => return Err(options.invalid("certfile", "", "certfile and keyfile go together")),
+    };
+    #[cfg(feature = "zookeeper-tls")]
+    {
+        use crate::drivers::tls::{TlsFiles, client_config};
+        // Read and checked now, so that a bad file is an error naming its option.
+        let files = TlsFiles {
+            ca: (ca.into(), "ca"),
+            client: client.map(|(c, k)| ((c.into(), "certfile"), (k.into(), "keyfile"))),
+            check_hostname: true,
+        };
+        client_config(NAME, &files)?;
+        let read = |path: &str, option: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| options.invalid(option, path, &format!("cannot read it as text: {e}")))
+        };
+        let identity = match client {
+            Some((cert, key)) => Some((read(cert, "certfile")?, read(key, "keyfile")?)),
+            None => None,
+        };
+        Ok(Some(Tls {
+            ca: read(ca, "ca")?,
+            identity,
+        }))
+    }
+    #[cfg(not(feature = "zookeeper-tls"))]
+    {
+        let _ = (ca, client);
+        Err(Error::FeatureNotEnabled {
+            what: "TLS for ZooKeeper (use_ssl=true)",
+            feature: "zookeeper-tls",
         })
     }
 }
@@ -253,8 +342,10 @@ mod tests {
             ("zookeeper://h?timeout=1e9", "timeout"),
             ("zookeeper://h?namespace=a/../b", "namespace"),
             ("zookeeper://h?namespace=a%00b", "namespace"),
-            ("zookeeper://h?use_ssl=true", "use_ssl"),
             ("zookeeper://h?ca=/x", "ca"),
+            ("zookeeper://h?certfile=/x", "certfile"),
+            ("zookeeper://h?verify_certs=false", "verify_certs"),
+            ("zookeeper://h?keyfile_password=secret", "keyfile_password"),
             ("zookeeper://h?bogus=1", "bogus"),
         ] {
             let err = parse(url).unwrap_err().to_string();
