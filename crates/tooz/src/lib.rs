@@ -54,7 +54,7 @@
 //! | `redis://`, `rediss://`, `redis:///path.sock` | Redis (single, or Sentinel with `?sentinel=MASTER`), tooz's key layout, shared with Python tooz | `redis` (`redis-tls` for `rediss://`) | key TTLs renewed by heartbeats | available |
 //! | `memcached://HOST[:PORT]` | memcached 1.6+, tooz's key layout, shared with Python tooz; locks owned by CAS, fencing tokens best effort (`drivers::memcached`) | `memcached` | item TTLs renewed by heartbeats | available |
 //! | `etcd3+http://`, `etcd3+https://`, `etcd://` | etcd v3 (TLS with `etcd-tls`): tooz's key layout, shared with Python tooz; locks fenced by the key's create revision, watches pushed by etcd (`drivers::etcd`) | `etcd` | one session lease per coordinator, renewed by heartbeats | available |
-//! | `zookeeper://`, `kazoo://` | ZooKeeper 3.5+ (one host or a list, a chroot, digest login): tooz's kazoo layout, shared with Python tooz; kazoo's lock recipe (Python's locks and ours exclude each other; waiters queued, each watching only its predecessor), locks fenced by the contender node's czxid, watches pushed by ZooKeeper (`drivers::zookeeper`) | `zookeeper` | the ZooKeeper session: members and contenders are its ephemeral nodes | available |
+//! | `zookeeper://`, `kazoo://` | ZooKeeper 3.5+ (one host or a list, a chroot, digest login, TLS with `zookeeper-tls`): tooz's kazoo layout, shared with Python tooz; kazoo's lock recipe (Python's locks and ours exclude each other; waiters queued, each watching only its predecessor), locks fenced by the contender node's czxid, watches pushed by ZooKeeper (`drivers::zookeeper`) | `zookeeper` | the ZooKeeper session: members and contenders are its ephemeral nodes | available |
 //! | `postgresql://`, `postgres://` | PostgreSQL 14+: session advisory locks on keys the server assigns per name (no collisions), durable fencing counters, groups and elections in tables (`drivers::postgres`) | `postgres` | the session (bounded by `idle_session_timeout`), rows timed by the server's clock | available |
 //! | `mysql://` | MySQL 5.7.5+ / MariaDB 10.0.2+: `GET_LOCK` on tooz's lock names (Python tooz's locks exclude ours), durable fencing counters, waits queued on the server, groups and elections in tables (`drivers::mysql`) | `mysql` | the connection (bounded by `wait_timeout`), rows timed by the server's clock | available |
 //!
@@ -81,6 +81,7 @@
 //! | `mysql` | no | `mysql://` (`drivers::mysql`, with `mysql_async`, pure Rust) |
 //! | `mysql-tls` | no | `ssl_ca`, `ssl_cert`, `ssl_key` on `mysql://` (rustls; the server is always verified against `ssl_ca`, its name always checked) |
 //! | `zookeeper` | no | `zookeeper://`, `kazoo://` (`drivers::zookeeper`, with `zookeeper-client`, pure Rust) |
+//! | `zookeeper-tls` | no | `use_ssl=true` with `ca` (the servers are always verified against it, names included), `certfile`, `keyfile` on `zookeeper://` (rustls; installs ring as the process's default crypto provider if none is) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!
