@@ -6,15 +6,23 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
 use crate::backend::ChangeHint;
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
-use crate::options::RedactedUrl;
 #[cfg(any(
     feature = "postgres",
     feature = "mysql",
     feature = "etcd",
     feature = "zookeeper"
 ))]
-use crate::{error::Error, ids::GroupId};
+use crate::error::Error;
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
+use crate::ids::GroupId;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+use crate::options::RedactedUrl;
 
 /// Process-wide objects by name, alive while anyone holds them (an in-memory store by its
 /// URL name, a directory's change notifier by its path).
@@ -83,6 +91,36 @@ impl Changes {
                 () = tokio::time::sleep(poll) => {}
             }
         })
+    }
+}
+
+/// A listed member with its capabilities decoded from `data`; `None` (logged) if they cannot
+/// be: someone else's bad data must not break the listing for everyone.
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
+pub(crate) fn decoded_member(
+    backend: &'static str,
+    group: &GroupId,
+    member: crate::ids::MemberId,
+    data: &[u8],
+) -> Option<(crate::ids::MemberId, crate::capabilities::Capabilities)> {
+    match crate::capabilities::Capabilities::decode(data) {
+        Ok(caps) => Some((member, caps)),
+        Err(e) => {
+            tracing::warn!(
+                backend,
+                group = %group,
+                member = %member,
+                error = %e,
+                "skipping a member whose capabilities cannot be decoded"
+            );
+            None
+        }
     }
 }
 

@@ -23,6 +23,12 @@
 //!
 //! `Server::start_with` takes more `zoo.cfg` lines (`key=value`), after the kit's own: a key
 //! given again overrides it (`maxSessionTimeout=4000`).
+//!
+//! `Server::start_tls` also opens a TLS port (`secureClientPort` on 127.0.0.1, a second free
+//! port: `secure_port()`), its `ssl.*` settings given by the caller. TLS needs ZooKeeper's Netty
+//! connection factory, which then serves the plain client port too (the four-letter words the
+//! kit waits on included); Netty's codec jar, which `zookeeper.jar`'s manifest does not name,
+//! is put on the classpath for it (without it Netty drops every connection).
 
 // Shared by several test binaries, each of which uses only part of it.
 #![allow(dead_code)]
@@ -41,6 +47,13 @@ const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 
 /// An slf4j binding (package `libslf4j-java`): without one the server logs nothing.
 const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+
+/// Netty's codec (package `libnetty-java`, which `libzookeeper-java` depends on): ZooKeeper's
+/// Netty connection factory needs it, and `zookeeper.jar`'s manifest leaves it out.
+const NETTY_CODEC_JAR: &str = "/usr/share/java/netty-codec.jar";
+
+/// ZooKeeper's Netty connection factory: the one that speaks TLS.
+const NETTY_FACTORY: &str = "org.apache.zookeeper.server.NettyServerCnxnFactory";
 
 /// A program on PATH.
 fn on_path(program: &str) -> Option<PathBuf> {
@@ -72,13 +85,25 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// The server's classpath: its jar, and slf4j-simple's where it is installed.
-fn classpath() -> String {
+/// Whether a ZooKeeper server with TLS can be run here: one at all ([`have_zookeeper`]), and
+/// Netty's codec for its Netty connection factory.
+pub(crate) fn have_zookeeper_tls() -> bool {
+    have_zookeeper() && Path::new(NETTY_CODEC_JAR).is_file()
+}
+
+/// The server's classpath: its jar, slf4j-simple's where it is installed, and with `netty`
+/// Netty's codec.
+fn classpath(netty: bool) -> String {
+    let mut classpath = ZOOKEEPER_JAR.to_owned();
     if Path::new(SLF4J_SIMPLE_JAR).is_file() {
-        format!("{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}")
-    } else {
-        ZOOKEEPER_JAR.to_owned()
+        classpath.push(':');
+        classpath.push_str(SLF4J_SIMPLE_JAR);
     }
+    if netty {
+        classpath.push(':');
+        classpath.push_str(NETTY_CODEC_JAR);
+    }
+    classpath
 }
 
 /// Sends the four-letter word `word` (`ruok`, `srvr`, `stat`, `mntr`, `cons`, `dump`: those this
@@ -99,6 +124,8 @@ pub(crate) fn four_letter_word(port: u16, word: &str) -> Option<String> {
 
 pub(crate) struct Server {
     port: u16,
+    /// The TLS port (`secureClientPort`), for servers made by `start_tls`.
+    secure_port: Option<u16>,
     dir: PathBuf,
     java: PathBuf,
     child: Option<Child>,
@@ -112,9 +139,31 @@ impl Server {
 
     /// The same with `config`'s lines at the end of its `zoo.cfg` (kept for every restart).
     pub(crate) fn start_with(config: &[&str]) -> Self {
+        Self::start_configured(config, false)
+    }
+
+    /// A fresh server that also serves TLS, on [`Self::secure_port`] (127.0.0.1), the Netty
+    /// connection factory serving both ports; `tls`'s lines (the `ssl.*` settings: key store,
+    /// trust store, `ssl.clientAuth`) at the end of its `zoo.cfg`. The plain client port stays
+    /// open (the kit checks readiness there, in plain text).
+    pub(crate) fn start_tls(tls: &[&str]) -> Self {
+        assert!(
+            Path::new(NETTY_CODEC_JAR).is_file(),
+            "{NETTY_CODEC_JAR} (package libnetty-java) is needed for ZooKeeper's TLS"
+        );
+        Self::start_configured(tls, true)
+    }
+
+    fn start_configured(config: &[&str], tls: bool) -> Self {
         static SERIAL: AtomicUsize = AtomicUsize::new(0);
         let java = on_path("java").expect("java is installed");
         let port = free_port();
+        // (Two ports free at once: a second pick that happens to be the first is picked again.)
+        let secure_port = tls.then(|| {
+            std::iter::repeat_with(free_port)
+                .find(|&secure| secure != port)
+                .unwrap()
+        });
         let dir = std::env::temp_dir().join(format!(
             "tooz-zk-{}-{}-{port}",
             std::process::id(),
@@ -137,6 +186,15 @@ impl Server {
              4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump\n",
             dir.join("data").display()
         );
+        if let Some(secure) = secure_port {
+            // Keys that are no settings of ZooKeeper's own become system properties here too:
+            // zookeeper.serverCnxnFactory.
+            cfg.push_str(&format!(
+                "secureClientPort={secure}\n\
+                 secureClientPortAddress=127.0.0.1\n\
+                 serverCnxnFactory={NETTY_FACTORY}\n"
+            ));
+        }
         for line in config {
             cfg.push_str(line);
             cfg.push('\n');
@@ -144,6 +202,7 @@ impl Server {
         std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
         let mut server = Self {
             port,
+            secure_port,
             dir,
             java,
             child: None,
@@ -187,7 +246,7 @@ impl Server {
             "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
         ])
         .arg("-cp")
-        .arg(classpath())
+        .arg(classpath(self.secure_port.is_some()))
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(self.config())
         .current_dir(&self.dir)
@@ -265,6 +324,18 @@ impl Server {
     /// The client port.
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port of a server made by [`Self::start_tls`].
+    pub(crate) fn secure_port(&self) -> u16 {
+        self.secure_port
+            .expect("a server started with start_tls has a TLS port")
+    }
+
+    /// `zookeeper://127.0.0.1:S?OPTIONS` on the TLS port (`use_ssl=true&ca=...` is the caller's
+    /// to give).
+    pub(crate) fn secure_url_with(&self, options: &str) -> String {
+        format!("zookeeper://127.0.0.1:{}?{options}", self.secure_port())
     }
 
     /// The JVM's pid, while it runs (for a test that stops it with SIGSTOP and SIGCONT).

@@ -194,16 +194,7 @@ impl Groups for EtcdBackend {
                 continue;
             };
             let member = MemberId::from(id.to_vec());
-            match Capabilities::decode(kv.value()) {
-                Ok(caps) => members.push((member, caps)),
-                Err(e) => tracing::warn!(
-                    backend = NAME,
-                    group = %group,
-                    member = %member,
-                    error = %e,
-                    "skipping a member whose capabilities cannot be decoded"
-                ),
-            }
+            members.extend(shared::decoded_member(NAME, group, member, kv.value()));
         }
         Ok(members)
     }

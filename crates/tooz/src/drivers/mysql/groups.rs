@@ -129,16 +129,7 @@ impl Groups for MysqlBackend {
         for row in &rows {
             let member = MemberId::from(column::<Vec<u8>>(row, 0)?);
             let caps: Vec<u8> = column(row, 1)?;
-            match Capabilities::decode(&caps) {
-                Ok(caps) => members.push((member, caps)),
-                Err(e) => tracing::warn!(
-                    backend = NAME,
-                    group = %group,
-                    member = %member,
-                    error = %e,
-                    "skipping a member whose capabilities cannot be decoded"
-                ),
-            }
+            members.extend(shared::decoded_member(NAME, group, member, &caps));
         }
         Ok(members)
     }

@@ -107,16 +107,7 @@ impl Groups for PostgresBackend {
         let mut members = Vec::with_capacity(ids.len());
         for (id, caps) in ids.into_iter().zip(caps) {
             let member = MemberId::from(id);
-            match Capabilities::decode(&caps) {
-                Ok(caps) => members.push((member, caps)),
-                Err(e) => tracing::warn!(
-                    backend = NAME,
-                    group = %group,
-                    member = %member,
-                    error = %e,
-                    "skipping a member whose capabilities cannot be decoded"
-                ),
-            }
+            members.extend(shared::decoded_member(NAME, group, member, &caps));
         }
         Ok(members)
     }

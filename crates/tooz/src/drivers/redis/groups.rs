@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::keys::{self, CREATED_FIELD};
-use super::{RedisBackend, redis_error, scripts};
+use super::{NAME, RedisBackend, redis_error, scripts};
 use crate::backend::Groups;
 use crate::capabilities::Capabilities;
+use crate::drivers::shared;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MemberId};
 
@@ -168,12 +169,7 @@ impl Groups for RedisBackend {
                 continue;
             };
             let member = MemberId::from(id);
-            match Capabilities::decode(caps) {
-                Ok(caps) => members.push((member, caps)),
-                // Someone else's bad data must not break the listing for everyone.
-                Err(e) => tracing::warn!(group = %group, member = %member, error = %e,
-                    "skipping a member whose capabilities cannot be decoded"),
-            }
+            members.extend(shared::decoded_member(NAME, group, member, caps));
         }
         Ok(members)
     }

@@ -221,16 +221,7 @@ impl Groups for ZookeeperBackend {
                     other => return Err(error::unexpected(&format!("{other:?}"))),
                 };
                 let member = MemberId::from(paths::decode(child, paths::LEADER));
-                match Capabilities::decode(&data) {
-                    Ok(caps) => members.push((member, caps)),
-                    Err(e) => tracing::warn!(
-                        backend = NAME,
-                        group = %group,
-                        member = %member,
-                        error = %e,
-                        "skipping a member whose capabilities cannot be decoded"
-                    ),
-                }
+                members.extend(shared::decoded_member(NAME, group, member, &data));
             }
         }
         Ok(members)

@@ -196,7 +196,11 @@ fn tls(options: &UrlOptions) -> Result<Option<TlsSettings>> {
              process only",
         ));
     }
-    let (ca, cert, key) = (options.get("ca"), options.get("certfile"), options.get("keyfile"));
+    let (ca, cert, key) = (
+        options.get("ca"),
+        options.get("certfile"),
+        options.get("keyfile"),
+    );
     if !use_ssl {
         for (option, value) in [("ca", ca), ("certfile", cert), ("keyfile", key)] {
             if let Some(value) = value {
@@ -220,8 +224,12 @@ fn tls(options: &UrlOptions) -> Result<Option<TlsSettings>> {
     let client = match (cert, key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
-        (Some(_), None) => return Err(options.invalid("keyfile", "", "certfile and keyfile go together")),
-        (None, Some(_)) => return Err(options.invalid("certfile", "", "certfile and keyfile go together")),
+        (Some(_), None) => {
+            return Err(options.invalid("keyfile", "", "certfile and keyfile go together"));
+        }
+        (None, Some(_)) => {
+            return Err(options.invalid("certfile", "", "certfile and keyfile go together"));
+        }
     };
     #[cfg(feature = "zookeeper-tls")]
     {
