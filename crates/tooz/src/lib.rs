@@ -81,7 +81,7 @@
 //! | `mysql` | no | `mysql://` (`drivers::mysql`, with `mysql_async`, pure Rust) |
 //! | `mysql-tls` | no | `ssl_ca`, `ssl_cert`, `ssl_key` on `mysql://` (rustls; the server is always verified against `ssl_ca`, its name always checked) |
 //! | `zookeeper` | no | `zookeeper://`, `kazoo://` (`drivers::zookeeper`, with `zookeeper-client`, pure Rust) |
-//! | `zookeeper-tls` | no | `use_ssl=true` with `ca` (the servers are always verified against it, names included), `certfile`, `keyfile` on `zookeeper://` (rustls; installs ring as the process's default crypto provider if none is) |
+//! | `zookeeper-tls` | no | `use_ssl=true` with `ca` (the servers are always verified against it, names included), `certfile`, `keyfile` on `zookeeper://` (rustls with the ring provider) |
 //! | `blocking` | no | `tooz::blocking`: the same API without async, one runtime thread per coordinator |
 //! | `metrics` | no | metrics through the `metrics` facade (see *Observability*) |
 //!

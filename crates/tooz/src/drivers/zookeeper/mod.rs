@@ -246,10 +246,6 @@ impl ZookeeperBackend {
         }
         #[cfg(feature = "zookeeper-tls")]
         if let Some(tls) = &options.tls {
-            // The client builds its rustls configuration from the process's default crypto
-            // provider, which it cannot choose alone when two are built in: ring, as our other
-            // TLS clients use, unless the application installed one.
-            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut config = zookeeper_client::TlsOptions::new()
                 .with_pem_ca(&tls.ca)
                 .map_err(|e| tls_error("ca", e))?;
