@@ -11,6 +11,7 @@
 pub(super) const GROUPS: &[u8] = b"tooz/groups/";
 const LOCKS: &[u8] = b"/tooz/locks";
 const LEADERS: &[u8] = b"tooz-rs/leaders/";
+const QUEUES: &[u8] = b"tooz-rs/queue/";
 
 /// `tooz/groups/<group>/`.
 pub(super) fn group(group: &[u8]) -> Vec<u8> {
@@ -32,6 +33,22 @@ pub(super) fn leader(group: &[u8]) -> Vec<u8> {
     [LEADERS, group].concat()
 }
 
+/// `tooz-rs/queue/<name in hex>/`: the prefix of lock `name`'s waiters (hex, so that no
+/// name's prefix holds another's: `a/` would hold the queue of `a/b`).
+pub(super) fn queue(name: &[u8]) -> Vec<u8> {
+    let mut key = QUEUES.to_vec();
+    for b in name {
+        key.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    key.push(b'/');
+    key
+}
+
+/// The queue key of waiter `owner` of lock `name`.
+pub(super) fn queued(name: &[u8], owner: u128) -> Vec<u8> {
+    [queue(name), format!("{owner:032x}").into_bytes()].concat()
+}
+
 /// The group named by a key under [`GROUPS`] that is a group's key (no lease, ends in `/`).
 pub(super) fn group_of_key(key: &[u8], lease: i64) -> Option<&[u8]> {
     let rest = key.strip_prefix(GROUPS)?;
@@ -48,6 +65,24 @@ pub(super) fn member_of_key<'k>(group_key: &[u8], key: &'k [u8], lease: i64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_queue_prefix_holds_another_lock_s_queue() {
+        assert_eq!(queue(b"a"), b"tooz-rs/queue/61/");
+        assert_eq!(
+            queued(b"a", 0xab),
+            format!("tooz-rs/queue/61/{:032x}", 0xab).into_bytes()
+        );
+        for (a, b) in [
+            (&b"a"[..], &b"a/b"[..]),
+            (b"a", b"ab"),
+            (b"", b"/"),
+            (b"a/", b"a"),
+        ] {
+            assert!(!queue(b).starts_with(&queue(a)), "{a:?} {b:?}");
+            assert!(!queue(a).starts_with(&queue(b)), "{a:?} {b:?}");
+        }
+    }
 
     #[test]
     fn python_layout_and_listing_fixed() {

@@ -1,12 +1,21 @@
 //! Locks on etcd: Python tooz's key, created only if absent, on the session lease; the
 //! fencing token is its create revision.
 
-use super::{EtcdBackend, NAME, keys, owner_bytes};
+use etcd_client::{
+    Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+};
+
+use super::{EtcdBackend, Grant, NAME, Waiting, keys, owner_bytes, token};
 use crate::backend::{FencingToken, LockMode, LockRequest, OwnerToken};
 use crate::error::{Error, Result};
 use crate::ids::LockName;
 
 impl EtcdBackend {
+    /// One attempt at lock `request.name`: Python tooz's key, put only if absent and if no
+    /// waiter of ours queued before (the fairness Python's waiters, which poll, do not
+    /// respect). A waiting request that is refused queues — a key of its own under the lock's
+    /// queue prefix, on the session lease, in the same transaction — and watches only the
+    /// waiter before it, or the lock key if it is first: a release wakes one waiter.
     pub(super) async fn take_lock(&self, request: LockRequest<'_>) -> Result<Option<FencingToken>> {
         if request.mode == LockMode::Shared {
             return Err(Error::Unsupported {
@@ -14,22 +23,152 @@ impl EtcdBackend {
                 backend: NAME,
             });
         }
-        let key = keys::lock(request.name.as_bytes());
-        let value = owner_bytes(request.owner);
-        let (token, revision) = self
-            .put_if_absent("acquiring a lock", request.owner, key, value)
-            .await?;
-        if token.is_some() {
-            self.refused_at().remove(&request.owner);
-        } else if request.wait {
-            self.refused_at().insert(request.owner, revision);
+        let (name, owner) = (request.name.as_bytes(), request.owner);
+        let key = keys::lock(name);
+        let queue = keys::queue(name);
+        let value = owner_bytes(owner);
+        // At most: refused with our place known, or granted; a head that finds the lock free
+        // between two reads tries once more.
+        for _ in 0..3 {
+            let lease = self.fresh_lease().await?;
+            let queued = self.waiting().get(&owner).and_then(|w| w.queued.clone());
+            // Recorded before the request leaves (see `sweep`).
+            let grant = Grant {
+                key: key.clone(),
+                value: value.clone(),
+                missed: 0,
+            };
+            self.grants().insert(owner, grant);
+            let put = TxnOp::put(
+                key.clone(),
+                value.clone(),
+                Some(PutOptions::new().with_lease(lease)),
+            );
+            let free = Compare::create_revision(key.clone(), CompareOp::Equal, 0);
+            let listing = GetOptions::new()
+                .with_prefix()
+                .with_keys_only()
+                .with_sort(SortTarget::Create, SortOrder::Ascend);
+            let txn = match &queued {
+                // Queued: granted if the lock is free and nobody queued before us.
+                Some((mine, revision)) => Txn::new()
+                    .when([
+                        free,
+                        Compare::create_revision(queue.clone(), CompareOp::Greater, revision - 1)
+                            .with_prefix(),
+                    ])
+                    .and_then([put, TxnOp::delete(mine.clone(), None)])
+                    .or_else([
+                        TxnOp::get(key.clone(), None),
+                        TxnOp::get(queue.clone(), Some(listing)),
+                    ]),
+                None => {
+                    let first = Txn::new().when([
+                        free,
+                        Compare::version(queue.clone(), CompareOp::Equal, 0).with_prefix(),
+                    ]);
+                    let first = first.and_then([put]);
+                    if request.wait {
+                        // Refused: queued in the same step, and told our place.
+                        let mine = keys::queued(name, owner.as_u128());
+                        let enqueue = PutOptions::new().with_lease(lease);
+                        first.or_else([
+                            TxnOp::put(mine, value.clone(), Some(enqueue)),
+                            TxnOp::get(key.clone(), None),
+                            TxnOp::get(queue.clone(), Some(listing)),
+                        ])
+                    } else {
+                        first
+                    }
+                }
+            };
+            let (granted, answers, revision) = self.txn("acquiring a lock", txn).await?;
+            if granted {
+                self.waiting().remove(&owner);
+                return Ok(Some(token(revision)?));
+            }
+            self.grants().remove(&owner);
+            if !request.wait {
+                return Ok(None);
+            }
+            // Our place: our queue key, and the waiter before it, or the lock if we are first.
+            let (mine, position) = match queued {
+                Some((mine, position)) => (mine, position),
+                None => (keys::queued(name, owner.as_u128()), revision),
+            };
+            let mut lock_held = false;
+            let mut before = None;
+            for answer in &answers {
+                if let TxnOpResponse::Get(get) = answer {
+                    for kv in get.kvs() {
+                        if kv.key() == key.as_slice() {
+                            lock_held = true;
+                        } else if kv.create_revision() < position && kv.key() != mine.as_slice() {
+                            before = Some(kv.key().to_vec());
+                        }
+                    }
+                }
+            }
+            let head = before.is_none();
+            let waiting = Waiting {
+                queued: Some((mine, position)),
+                watch: before.unwrap_or_else(|| key.clone()),
+                since: revision,
+                abandoned: false,
+            };
+            self.waiting().insert(owner, waiting);
+            if head && !lock_held {
+                continue;
+            }
+            return Ok(None);
         }
-        Ok(token)
+        Ok(None)
     }
 
     pub(super) async fn release_lock(&self, name: &LockName, owner: OwnerToken) -> Result<bool> {
         let key = keys::lock(name.as_bytes());
         self.delete_if_ours("releasing a lock", owner, key, owner_bytes(owner))
             .await
+    }
+
+    /// Takes waiter `owner` off the queue (its key deleted, if it still holds our value). A
+    /// failure leaves it marked for the heartbeats to finish: on a lease we keep renewing,
+    /// nothing else would.
+    pub(super) async fn leave_queue(&self, owner: OwnerToken) -> Result<()> {
+        let queued = {
+            let mut waiting = self.waiting();
+            let Some(entry) = waiting.get_mut(&owner) else {
+                return Ok(());
+            };
+            entry.abandoned = true;
+            entry.queued.clone()
+        };
+        if let Some((mine, _)) = queued {
+            let txn = Txn::new()
+                .when([Compare::value(
+                    mine.clone(),
+                    CompareOp::Equal,
+                    owner_bytes(owner),
+                )])
+                .and_then([TxnOp::delete(mine, None)]);
+            self.txn("leaving a lock's queue", txn).await?;
+        }
+        self.waiting().remove(&owner);
+        Ok(())
+    }
+
+    /// Leaves the queues whose leaving failed, best effort.
+    pub(super) async fn leave_abandoned_queues(&self) {
+        let abandoned: Vec<OwnerToken> = self
+            .waiting()
+            .iter()
+            .filter(|(_, w)| w.abandoned)
+            .map(|(owner, _)| *owner)
+            .collect();
+        for owner in abandoned {
+            if let Err(e) = self.leave_queue(owner).await {
+                tracing::debug!(backend = NAME, error = %e, "a queue entry is still to delete");
+            }
+        }
     }
 }

@@ -16,11 +16,16 @@
 //!   locks and ours exclude each other), released by a transaction comparing our value. The
 //!   fencing token is the key's create revision: etcd's revision counter, strictly increasing
 //!   for every write, so tokens grow across holders and names alike.
-//! * **Waiters watch** the lock key for its deletion from the revision they last saw (no
-//!   polling; a waiter's watch starts at the revision its attempt was refused at, so a release
-//!   is seen within a network trip), and groups and leaders likewise: every
-//!   wake-up is pushed by etcd's watch API. Waiters of one lock all wake when it is released,
-//!   and the fastest takes it: there is no queue (nor in Python tooz's layout).
+//! * **Waiters queue**: a waiting acquire that is refused puts a key of its own under
+//!   `tooz-rs/queue/<name in hex>/` (on the session lease, in the same transaction), and an
+//!   acquire is granted only if no waiter of ours queued before it (compared on the keys'
+//!   create revisions in the granting transaction): waiters are served in arrival order, and
+//!   a releaser or a try asking again at once queues behind them. Each waiter watches only the
+//!   one before it, the first watches the lock key (from the revision its attempt was answered
+//!   at, so a release is seen within a network trip): one release wakes one waiter. Python
+//!   tooz's waiters poll and know nothing of the queue: they can still take a lock between
+//!   our waiters (and ours exclude them all the same). Groups and leaders are watched too:
+//!   every wake-up is pushed by etcd's watch API.
 //! * **Groups** are tooz's keys; ours list them without Python's bugs (members listed as
 //!   groups, group `a/b` listed as a member of `a`) without changing what Python sees, and a
 //!   member id may not hold `/` (its key would be another group's); a group's key has no
@@ -71,10 +76,10 @@ pub struct EtcdBackend {
     /// The highest revision any answer carried: a watch from just past it misses nothing a
     /// check made afterwards could not see.
     seen: AtomicI64,
-    /// The revision at which each waiting owner's last attempt found its lock held: its
-    /// watch starts just past it. (A watch from an older revision is served by etcd's
-    /// catch-up loop, every 100 ms; one from the present is served at once.)
-    refused_at: Arc<Mutex<HashMap<OwnerToken, i64>>>,
+    /// Each waiting owner's place: its queue key, what its watch waits on, and from which
+    /// revision (the one its last attempt was refused at: a watch from an older revision is
+    /// served by etcd's catch-up loop, every 100 ms; one from the present at once).
+    waiting: Arc<Mutex<HashMap<OwnerToken, Waiting>>>,
     /// Every lock and leader key we may have put (recorded before the request leaves), until
     /// it is known gone: a grant the coordinator no longer holds (lost, or a hand-back that
     /// failed) has its key deleted by the next heartbeats, never left on a lease we renew.
@@ -90,6 +95,19 @@ struct Grant {
     key: Vec<u8>,
     value: Vec<u8>,
     missed: u8,
+}
+
+/// A waiting owner's place in a lock's queue.
+#[derive(Debug, Clone)]
+struct Waiting {
+    /// Its queue key and that key's create revision (its place).
+    queued: Option<(Vec<u8>, i64)>,
+    /// The key whose deletion it waits for: the waiter before it, or the lock if first.
+    watch: Vec<u8>,
+    /// The revision its last attempt was answered at.
+    since: i64,
+    /// Its leaving began (and may have failed): heartbeats finish it.
+    abandoned: bool,
 }
 
 /// The session lease and its keep-alive stream.
@@ -130,7 +148,7 @@ impl EtcdBackend {
             session: tokio::sync::Mutex::new(None),
             lease: AtomicI64::new(0),
             seen: AtomicI64::new(0),
-            refused_at: Arc::default(),
+            waiting: Arc::default(),
             grants: Mutex::new(HashMap::new()),
             stopped: std::sync::atomic::AtomicBool::new(false),
         }
@@ -360,15 +378,16 @@ impl EtcdBackend {
         Ok(())
     }
 
-    fn refused_at(&self) -> MutexGuard<'_, HashMap<OwnerToken, i64>> {
-        self.refused_at.lock().unwrap_or_else(|e| e.into_inner())
+    fn waiting(&self) -> MutexGuard<'_, HashMap<OwnerToken, Waiting>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A wake-up hint: the first event on `key` (a prefix if `prefix`; deletions only if
     /// `deletions`) after the last revision seen when it was made — or, for a lock's waiter
-    /// (`waiter`), after the revision its last attempt was refused at, known when the hint is
-    /// first polled (after that attempt). A watch that cannot start or is cut wakes the caller
-    /// too, a little later (it then looks again).
+    /// (`waiter`), the deletion of what it waits behind (the waiter before it, or the lock)
+    /// after the revision its last attempt was refused at, both known when the hint is first
+    /// polled (after that attempt). A watch that cannot start or is cut wakes the caller too,
+    /// a little later (it then looks again).
     fn watch_hint(
         &self,
         key: Vec<u8>,
@@ -378,15 +397,19 @@ impl EtcdBackend {
     ) -> ChangeHint {
         let client = self.client.get().cloned();
         let seen = self.seen.load(Ordering::Acquire);
-        let refused_at = Arc::clone(&self.refused_at);
+        let waiting = Arc::clone(&self.waiting);
         Box::pin(async move {
             let Some(mut client) = client else {
                 return;
             };
-            let refused = waiter.and_then(|owner| {
-                let refused = refused_at.lock().unwrap_or_else(|e| e.into_inner());
-                refused.get(&owner).copied()
+            let place = waiter.and_then(|owner| {
+                let waiting = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                waiting.get(&owner).map(|w| (w.watch.clone(), w.since))
             });
+            let (key, refused) = match place {
+                Some((watch, since)) => (watch, Some(since)),
+                None => (key, None),
+            };
             let from = refused.unwrap_or(seen).max(seen) + 1;
             let mut options = WatchOptions::new().with_start_revision(from);
             if prefix {
@@ -466,6 +489,7 @@ impl Backend for EtcdBackend {
         Ok(Started::new(ttl, characteristics)
             .with_grant_timeout(Some(ttl / 2))
             .with_complete_hints()
+            .with_queued_lock_waits()
             // (A lock key is put by the attempt that answers, on a freshly renewed lease.)
             .with_grants_only_in_attempts())
     }
@@ -497,6 +521,7 @@ impl Backend for EtcdBackend {
         // Keys of grants the coordinator gave up (lost after a gap in heartbeats while etcd
         // kept the lease, as over its own restart; or a hand-back that failed) go now.
         self.sweep(held).await?;
+        self.leave_abandoned_queues().await;
         // Everything else we hold, checked in one transaction: a key deleted by someone else
         // (Python's `break_`, an operator) is a loss too.
         let lease = self.lease();
@@ -572,8 +597,7 @@ impl Backend for EtcdBackend {
     }
 
     async fn stop_waiting(&self, _name: &LockName, owner: OwnerToken) -> Result<()> {
-        self.refused_at().remove(&owner);
-        Ok(())
+        self.leave_queue(owner).await
     }
 
     fn change_hint(&self, topic: Topic<'_>) -> Option<ChangeHint> {
