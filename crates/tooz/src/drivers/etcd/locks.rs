@@ -27,8 +27,8 @@ impl EtcdBackend {
         let key = keys::lock(name);
         let queue = keys::queue(name);
         let value = owner_bytes(owner);
-        // At most: refused with our place known, or granted; a head that finds the lock free
-        // between two reads tries once more.
+        // At most: our queue key found gone (a new session's lease, deleted by hand), queued
+        // again, and refused with our place known or granted.
         for _ in 0..3 {
             let lease = self.fresh_lease().await?;
             let queued = self.waiting().get(&owner).and_then(|w| w.queued.clone());
@@ -54,6 +54,9 @@ impl EtcdBackend {
                 Some((mine, revision)) => Txn::new()
                     .when([
                         free,
+                        // (Our key still there: with it gone, and no other, the range would be
+                        // compared as one absent key, and refused for ever.)
+                        Compare::create_revision(mine.clone(), CompareOp::Equal, *revision),
                         Compare::create_revision(queue.clone(), CompareOp::Greater, revision - 1)
                             .with_prefix(),
                     ])
@@ -69,8 +72,17 @@ impl EtcdBackend {
                     ]);
                     let first = first.and_then([put]);
                     if request.wait {
-                        // Refused: queued in the same step, and told our place.
+                        // Refused: queued in the same step, and told our place. Recorded
+                        // first: a waiter that gives up without the answer deletes it.
                         let mine = keys::queued(name, owner.as_u128());
+                        let maybe = Waiting {
+                            queued: None,
+                            maybe: Some(mine.clone()),
+                            watch: key.clone(),
+                            since: 0,
+                            abandoned: false,
+                        };
+                        self.waiting().insert(owner, maybe);
                         let enqueue = PutOptions::new().with_lease(lease);
                         first.or_else([
                             TxnOp::put(mine, value.clone(), Some(enqueue)),
@@ -96,30 +108,32 @@ impl EtcdBackend {
                 Some((mine, position)) => (mine, position),
                 None => (keys::queued(name, owner.as_u128()), revision),
             };
-            let mut lock_held = false;
             let mut before = None;
+            let mut still_queued = false;
             for answer in &answers {
                 if let TxnOpResponse::Get(get) = answer {
                     for kv in get.kvs() {
-                        if kv.key() == key.as_slice() {
-                            lock_held = true;
-                        } else if kv.create_revision() < position && kv.key() != mine.as_slice() {
+                        if kv.key() == mine.as_slice() {
+                            still_queued = kv.create_revision() == position;
+                        } else if kv.key() != key.as_slice() && kv.create_revision() < position {
                             before = Some(kv.key().to_vec());
                         }
                     }
                 }
             }
-            let head = before.is_none();
+            if !still_queued {
+                // Our key is gone: queued again, at the back.
+                self.waiting().remove(&owner);
+                continue;
+            }
             let waiting = Waiting {
                 queued: Some((mine, position)),
+                maybe: None,
                 watch: before.unwrap_or_else(|| key.clone()),
                 since: revision,
                 abandoned: false,
             };
             self.waiting().insert(owner, waiting);
-            if head && !lock_held {
-                continue;
-            }
             return Ok(None);
         }
         Ok(None)
@@ -141,9 +155,13 @@ impl EtcdBackend {
                 return Ok(());
             };
             entry.abandoned = true;
-            entry.queued.clone()
+            entry
+                .queued
+                .clone()
+                .map(|(mine, _)| mine)
+                .or_else(|| entry.maybe.clone())
         };
-        if let Some((mine, _)) = queued {
+        if let Some(mine) = queued {
             let txn = Txn::new()
                 .when([Compare::value(
                     mine.clone(),

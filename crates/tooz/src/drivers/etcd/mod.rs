@@ -24,8 +24,10 @@
 //!   one before it, the first watches the lock key (from the revision its attempt was answered
 //!   at, so a release is seen within a network trip): one release wakes one waiter. Python
 //!   tooz's waiters poll and know nothing of the queue: they can still take a lock between
-//!   our waiters (and ours exclude them all the same). Groups and leaders are watched too:
-//!   every wake-up is pushed by etcd's watch API.
+//!   our waiters (and ours exclude them all the same). A waiter cut off from etcd keeps its
+//!   place until its lease expires: those behind it wait up to that long (a queue's price,
+//!   as on ZooKeeper). Groups and leaders are watched too: every wake-up is pushed by etcd's
+//!   watch API.
 //! * **Groups** are tooz's keys; ours list them without Python's bugs (members listed as
 //!   groups, group `a/b` listed as a member of `a`) without changing what Python sees, and a
 //!   member id may not hold `/` (its key would be another group's); a group's key has no
@@ -102,6 +104,9 @@ struct Grant {
 struct Waiting {
     /// Its queue key and that key's create revision (its place).
     queued: Option<(Vec<u8>, i64)>,
+    /// A queue key a transaction may have put (recorded before it leaves: its answer may be
+    /// lost), deleted if the waiter gives up before it knows its place.
+    maybe: Option<Vec<u8>>,
     /// The key whose deletion it waits for: the waiter before it, or the lock if first.
     watch: Vec<u8>,
     /// The revision its last attempt was answered at.
