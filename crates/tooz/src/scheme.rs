@@ -8,16 +8,7 @@ use url::Url;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ids::MemberId;
-use crate::options::redact_str;
-
-/// `zookeeper://h1,h2/x` as `zookeeper://h1/x?hosts=h2` (see the zookeeper driver); any
-/// other URL as it is.
-fn split_host_list(url: &str) -> std::borrow::Cow<'_, str> {
-    #[cfg(feature = "zookeeper")]
-    return crate::drivers::zookeeper::split_host_list(url);
-    #[cfg(not(feature = "zookeeper"))]
-    url.into()
-}
+use crate::options::{redact_str, split_host_list};
 
 /// Builds a backend for a URL, connected for a member (not yet started).
 pub(crate) type Opener = fn(&Url, &MemberId) -> Result<Box<dyn Backend>>;
@@ -217,7 +208,7 @@ pub(crate) fn open(url: &str, member: &MemberId) -> Result<Box<dyn Backend>> {
         url: redact_str(url),
         reason,
     };
-    // (ZooKeeper's host lists, `h1:2181,h2:2181`, are no URL authority: made options first.)
+    // (Host lists, `h1:2181,h2:2181`, are no URL authority: made options first.)
     let parsed = Url::parse(&split_host_list(url)).map_err(|e| invalid(e.to_string()))?;
     let scheme = parsed.scheme();
     let Some(registration) = REGISTRATIONS.iter().find(|r| r.schemes.contains(&scheme)) else {

@@ -193,7 +193,14 @@ impl EtcdBackend {
         let mut client = self.client()?;
         let response = self.bounded(what, client.txn(txn)).await?;
         let revision = self.saw(response.header());
-        Ok((response.succeeded(), response.op_responses(), revision))
+        // etcd-client unwraps each operation's answer: a malformed one (a proxy's, a broken
+        // server's) would panic in the caller. Caught here, it is an error like any other.
+        let answers =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| response.op_responses()))
+                .map_err(|_| {
+                    error::unexpected("a transaction answer without its operations' results")
+                })?;
+        Ok((response.succeeded(), answers, revision))
     }
 
     /// A new session lease, kept alive by heartbeats.

@@ -32,7 +32,7 @@ const LONGEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | `timeout` | `30` | seconds: bound on connecting and on every request, and the default of the two below |
 /// | `membership_timeout` | `timeout` | the session lease's TTL (whole seconds, at least 2): how long members, locks and leaderships outlive the last heartbeat |
 /// | `lock_timeout` | `timeout` | as tooz's; the session lease takes the shorter of the two |
-/// | `endpoints` | — | more endpoints, `host:port`, comma-separated or repeated (etcd clients balance over them) |
+/// | `endpoints` | — | more endpoints, `host:port`, comma-separated or repeated, or listed in the URL (`etcd3+http://h1:2379,h2:2379`; etcd clients balance over them) |
 /// | `api_version` | — | accepted and ignored (tooz's gateway path; we speak gRPC) |
 /// | `ca_cert` | — | `etcd3+https://` (cargo feature `etcd-tls`): the CA that signed the servers' certificates, required; they are always verified, names included |
 /// | `cert_cert`, `cert_key` | — | a client certificate and its key (PEM), both or neither |
@@ -244,6 +244,10 @@ mod tests {
         let o = parse("etcd://h?membership_timeout=20&lock_timeout=8&api_version=v3").unwrap();
         assert_eq!(o.endpoints, ["http://h:2379"]);
         assert_eq!(o.lease_ttl, Duration::from_secs(8));
+        // A host list, as etcd users write one.
+        let url = crate::options::split_host_list("etcd3+http://h1:2379,h2:2380/?timeout=5");
+        let o = parse(&url).unwrap();
+        assert_eq!(o.endpoints, ["http://h1:2379", "http://h2:2380"]);
         let parsed = parse("etcd3+http://u:s%2Bcret+x@h").unwrap();
         assert_eq!(parsed.user, Some(("u".into(), "s+cret+x".into())));
         let shown = format!("{parsed:?}");

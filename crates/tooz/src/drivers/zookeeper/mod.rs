@@ -69,7 +69,6 @@ use crate::characteristics::{Characteristic, Characteristics};
 use crate::error::{Error, Result};
 use crate::ids::{LockName, MemberId};
 pub use options::ZookeeperOptions;
-pub(crate) use options::split_host_list;
 
 const NAME: &str = "zookeeper";
 /// Reads per heartbeat request (each answer is small; this keeps one under ZooKeeper's 1 MB

@@ -264,47 +264,11 @@ fn tls(options: &UrlOptions) -> Result<Option<TlsSettings>> {
     }
 }
 
-/// Turns the host list of a `zookeeper://h1:2181,h2:2181/chroot` URL, which no URL parser
-/// accepts, into `zookeeper://h1:2181/chroot?hosts=h2:2181`: the first host stays the URL's,
-/// the others become `hosts` options (tooz joins its netloc and `hosts` the same way). Other
-/// URLs are returned as they are.
-pub(crate) fn split_host_list(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
-    };
-    if !matches!(scheme, "zookeeper" | "kazoo") {
-        return url.into();
-    }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(at) => authority.split_at(at + 1),
-        None => ("", authority),
-    };
-    let Some((first, others)) = hosts.split_once(',') else {
-        return url.into();
-    };
-    let (path, query_and_fragment) = tail.split_at(tail.find(['?', '#']).unwrap_or(tail.len()));
-    let (query, fragment) = match query_and_fragment.split_once('#') {
-        Some((q, f)) => (q, format!("#{f}")),
-        None => (query_and_fragment, String::new()),
-    };
-    let added = others
-        .split(',')
-        .filter(|h| !h.is_empty())
-        .map(|h| format!("hosts={h}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let query = match query.strip_prefix('?') {
-        Some(q) if !q.is_empty() => format!("?{q}&{added}"),
-        _ => format!("?{added}"),
-    };
-    format!("{scheme}://{userinfo}{first}{path}{query}{fragment}").into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::options::split_host_list;
 
     fn parse(url: &str) -> Result<ZookeeperOptions> {
         ZookeeperOptions::from_url(&Url::parse(&split_host_list(url)).unwrap())
