@@ -104,6 +104,60 @@ fn status_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
+/// SIGINT, SIGTERM and SIGHUP, watched from the start of the run: a signal that comes while
+/// the lock is being taken or CMD started is kept for whoever watches next, instead of
+/// killing `tooz` by the default action before it could pass it on (and leaving CMD behind).
+pub(crate) struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+static SIGNALS: std::sync::Mutex<Option<Signals>> = std::sync::Mutex::new(None);
+
+/// Starts watching the signals (inside the runtime, before anything else).
+pub(crate) fn watch_signals() -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure::error(format!("cannot watch signals: {e}"));
+    let signals = Signals {
+        interrupt: signal(SignalKind::interrupt()).map_err(io)?,
+        terminate: signal(SignalKind::terminate()).map_err(io)?,
+        hangup: signal(SignalKind::hangup()).map_err(io)?,
+    };
+    *SIGNALS.lock().unwrap_or_else(|e| e.into_inner()) = Some(signals);
+    Ok(())
+}
+
+/// The watched signals, for one watcher at a time (handed back when dropped).
+struct Watching(Option<Signals>);
+
+impl Watching {
+    fn take() -> Result<Self, Failure> {
+        let signals = SIGNALS.lock().unwrap_or_else(|e| e.into_inner()).take();
+        signals
+            .map(|s| Self(Some(s)))
+            .ok_or_else(|| Failure::error("signals are not watched".to_owned()))
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        *SIGNALS.lock().unwrap_or_else(|e| e.into_inner()) = self.0.take();
+    }
+}
+
+impl std::ops::Deref for Watching {
+    type Target = Signals;
+    fn deref(&self) -> &Signals {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Watching {
+    fn deref_mut(&mut self) -> &mut Signals {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
 /// Waits for CMD, passing SIGINT, SIGTERM and SIGHUP on, and stopping it if `lost` resolves.
 pub(crate) async fn supervise(
     mut child: Child,
@@ -111,9 +165,12 @@ pub(crate) async fn supervise(
     grace: Duration,
 ) -> Result<Ended, Failure> {
     let io = |e: std::io::Error| Failure::error(format!("cannot watch the command: {e}"));
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(io)?;
+    let mut watching = Watching::take()?;
+    let Signals {
+        interrupt,
+        terminate,
+        hangup,
+    } = &mut *watching;
     // Kept past CMD's own end: the group may outlive its leader.
     let group = group_of(&child);
     tokio::pin!(lost);
@@ -141,10 +198,12 @@ pub(crate) async fn supervise(
 
 /// Resolves on SIGINT, SIGTERM or SIGHUP (to stop waiting or a bare membership).
 pub(crate) async fn interrupted() -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure::error(format!("cannot watch signals: {e}"));
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(io)?;
+    let mut watching = Watching::take()?;
+    let Signals {
+        interrupt,
+        terminate,
+        hangup,
+    } = &mut *watching;
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}

@@ -33,7 +33,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return report(&Failure::error(format!("cannot start: {e}"))),
     };
-    match runtime.block_on(run(cli)) {
+    let run = async {
+        child::watch_signals()?;
+        run(cli).await
+    };
+    match runtime.block_on(run) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(failure) => report(&failure),
     }
