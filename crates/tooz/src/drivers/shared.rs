@@ -21,7 +21,12 @@ use crate::error::Error;
     feature = "zookeeper"
 ))]
 use crate::ids::GroupId;
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
 use crate::options::RedactedUrl;
 
 /// Process-wide objects by name, alive while anyone holds them (an in-memory store by its
@@ -126,7 +131,12 @@ pub(crate) fn decoded_member(
 
 /// The error for a step that `server` did not answer within `bound`: `Connection`, naming
 /// the step and the server (its URL, password hidden).
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "etcd"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
 pub(crate) fn timed_out(
     backend: &'static str,
     server: &RedactedUrl,

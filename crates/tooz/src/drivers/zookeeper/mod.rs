@@ -61,6 +61,7 @@ use zookeeper_client::{
     Permission, SessionState,
 };
 
+use super::shared;
 use crate::backend::{
     Backend, BeatReport, ChangeHint, Elections, FencingToken, Groups, Held, LockRequest, Losses,
     OwnerToken, Started, Topic,
@@ -195,14 +196,7 @@ impl ZookeeperBackend {
         let bound = self.options.timeout;
         tokio::time::timeout(bound, step)
             .await
-            .map_err(|_| Error::Connection {
-                backend: NAME,
-                source: format!(
-                    "{what}: {} did not answer within {bound:?}",
-                    self.options.url
-                )
-                .into(),
-            })
+            .map_err(|_| shared::timed_out(NAME, &self.options.url, what, bound))
     }
 
     /// Runs one request, bounded: ZooKeeper's own answer inside (the caller matches the ones
@@ -631,9 +625,6 @@ impl Backend for ZookeeperBackend {
             // Nothing to read back: one request all the same, to prove the session alive.
             self.call("a heartbeat", client.check_stat(&self.options.base))
                 .await??;
-            self.withdraw_abandoned().await;
-            self.answered(&session, sent)?;
-            return Ok(report);
         }
         for chunk in known.chunks(READS_PER_REQUEST) {
             let mut reader = client.new_multi_reader();
