@@ -14,8 +14,7 @@ use crate::error::Result;
 
 /// How long one wait of the watcher lasts on the server before it asks again.
 const WATCH_SLICE: Duration = Duration::from_secs(30);
-/// Failed attempts in a row to connect or wait after which the watcher leaves the rest to
-/// heartbeats.
+/// Failed attempts in a row to connect after which the watcher leaves the rest to heartbeats.
 const GIVE_UP_AFTER: u32 = 5;
 
 /// Takes a sentinel lock on `session` and starts a watcher waiting for it.
@@ -101,9 +100,21 @@ impl Watcher {
                         == Some(1)
                 }
                 Err(_) => {
+                    // The watch went blind, and what broke its connection (a reset, a cut path,
+                    // a restarted server) has most likely broken the session's too: the server
+                    // then frees the session's locks at once, while an idle session connection
+                    // hears of it only at its next statement, a heartbeat away. Waiting that
+                    // long let another process be granted a lock this one still believed held
+                    // (scripts/torture, reset fault). So the session counts as ended: its locks
+                    // are reported lost now, and its connection is replaced at the next use
+                    // (closing it frees whatever the server still held on it). If only the
+                    // watcher's connection broke, this costs a spurious loss, never a silent one.
+                    if let Some(shared) = self.shared.upgrade() {
+                        shared.ended().insert(self.generation);
+                        shared.link_ended(self.generation);
+                    }
                     link = None;
-                    failures += 1;
-                    continue;
+                    break;
                 }
             };
             if granted {
