@@ -2,7 +2,9 @@
 //! msgpack capabilities. Changes are transactions, so each is all or nothing.
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+};
 
 use super::{EtcdBackend, NAME, keys};
 use crate::backend::Groups;
@@ -49,14 +51,59 @@ impl EtcdBackend {
         shared::missing_group_or(self.group_exists(group).await, group, otherwise)
     }
 
+    /// Runs `change` on our member key if the group exists (and `condition` holds); on a refusal,
+    /// reads the group in the same transaction, so that the error says why as of that revision:
+    /// read afterwards, a group created meanwhile by another member turned "the group did not
+    /// exist" into "you had already joined" (scripts/torture, 10 processes joining one group).
+    async fn change_member(
+        &self,
+        what: &str,
+        group: &GroupId,
+        condition: Compare,
+        change: TxnOp,
+        otherwise: Error,
+    ) -> Result<()> {
+        let group_key = keys::group(group.as_bytes());
+        let txn = Txn::new()
+            .when([
+                Compare::version(group_key.clone(), CompareOp::Greater, 0),
+                Compare::lease(group_key.clone(), CompareOp::Equal, 0),
+                condition,
+            ])
+            .and_then([change])
+            .or_else([TxnOp::get(
+                group_key,
+                Some(GetOptions::new().with_keys_only()),
+            )]);
+        let (done, answers, _) = self.txn(what, txn).await?;
+        if done {
+            return Ok(());
+        }
+        let group_exists = answers.iter().any(|answer| {
+            matches!(answer, TxnOpResponse::Get(get) if get.kvs().iter().any(|kv| kv.lease() == 0))
+        });
+        Err(if group_exists {
+            otherwise
+        } else {
+            Error::GroupNotCreated {
+                group: group.clone(),
+            }
+        })
+    }
+
     fn our_key(&self, group: &GroupId) -> Vec<u8> {
         keys::member(group.as_bytes(), self.member.as_bytes())
     }
 
     /// Puts our member key for `group` if the group exists and (`fresh`) we are not in it yet,
     /// or (not `fresh`) we are, on our lease.
-    async fn put_member(&self, group: &GroupId, caps: &Capabilities, fresh: bool) -> Result<bool> {
-        let group_key = keys::group(group.as_bytes());
+    async fn put_member(
+        &self,
+        group: &GroupId,
+        caps: &Capabilities,
+        fresh: bool,
+        otherwise: Error,
+    ) -> Result<()> {
         let ours = self.our_key(group);
         // (A member id is the member: another coordinator of ours may have joined for it.)
         let membership = if fresh {
@@ -65,15 +112,9 @@ impl EtcdBackend {
             Compare::version(ours.clone(), CompareOp::Greater, 0)
         };
         let put = PutOptions::new().with_lease(self.lease());
-        let txn = Txn::new()
-            .when([
-                Compare::version(group_key.clone(), CompareOp::Greater, 0),
-                Compare::lease(group_key, CompareOp::Equal, 0),
-                membership,
-            ])
-            .and_then([TxnOp::put(ours, caps.encode()?, Some(put))]);
-        let (done, _, _) = self.txn("joining a group", txn).await?;
-        Ok(done)
+        let change = TxnOp::put(ours, caps.encode()?, Some(put));
+        self.change_member("joining a group", group, membership, change, otherwise)
+            .await
     }
 }
 
@@ -150,31 +191,24 @@ impl Groups for EtcdBackend {
     }
 
     async fn join(&self, group: &GroupId, capabilities: &Capabilities) -> Result<()> {
-        if self.put_member(group, capabilities, true).await? {
-            return Ok(());
-        }
         let already = Error::MemberAlreadyExist {
             group: group.clone(),
             member: self.member.clone(),
         };
-        Err(self.missing_group_or(group, already).await)
+        self.put_member(group, capabilities, true, already).await
     }
 
     async fn leave(&self, group: &GroupId) -> Result<()> {
         let ours = self.our_key(group);
         // (As tooz does, whichever coordinator of this member id joined.)
-        let txn = Txn::new()
-            .when([Compare::version(ours.clone(), CompareOp::Greater, 0)])
-            .and_then([TxnOp::delete(ours, None)]);
-        let (left, _, _) = self.txn("leaving a group", txn).await?;
-        if left {
-            return Ok(());
-        }
+        let joined = Compare::version(ours.clone(), CompareOp::Greater, 0);
         let not_joined = Error::MemberNotJoined {
             group: group.clone(),
             member: self.member.clone(),
         };
-        Err(self.missing_group_or(group, not_joined).await)
+        let delete = TxnOp::delete(ours, None);
+        self.change_member("leaving a group", group, joined, delete, not_joined)
+            .await
     }
 
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
@@ -247,13 +281,11 @@ impl Groups for EtcdBackend {
         group: &GroupId,
         capabilities: &Capabilities,
     ) -> Result<()> {
-        if self.put_member(group, capabilities, false).await? {
-            return Ok(());
-        }
         let not_joined = Error::MemberNotJoined {
             group: group.clone(),
             member: self.member.clone(),
         };
-        Err(self.missing_group_or(group, not_joined).await)
+        self.put_member(group, capabilities, false, not_joined)
+            .await
     }
 }

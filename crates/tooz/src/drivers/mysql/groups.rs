@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{MysqlBackend, NAME, column, key};
+use super::{MysqlBackend, NAME, column, error, key};
 use crate::backend::Groups;
 use crate::capabilities::Capabilities;
 use crate::drivers::shared;
@@ -89,11 +89,31 @@ impl Groups for MysqlBackend {
         if joined == 1 {
             return Ok(());
         }
-        let already = Error::MemberAlreadyExist {
+        // Refused because the group was missing or because we are in it. Whether the group
+        // exists now is not enough to tell: created meanwhile by another member, it turned "the
+        // group did not exist" into "you had already joined" (scripts/torture, 10 processes
+        // joining one group). Without our row, it was the group.
+        let params = (
+            key(group.as_bytes()),
+            key(group.as_bytes()),
+            self.member_key.clone(),
+        );
+        let rows = self
+            .rows("joining a group", &self.sql.join_refused, params.into())
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| error::unexpected("no row from EXISTS"))?;
+        let (group_exists, joined): (i64, i64) = (column(row, 0)?, column(row, 1)?);
+        if group_exists == 1 && joined == 1 {
+            return Err(Error::MemberAlreadyExist {
+                group: group.clone(),
+                member: self.member.clone(),
+            });
+        }
+        Err(Error::GroupNotCreated {
             group: group.clone(),
-            member: self.member.clone(),
-        };
-        Err(self.missing_group_or(group, already).await)
+        })
     }
 
     async fn leave(&self, group: &GroupId) -> Result<()> {

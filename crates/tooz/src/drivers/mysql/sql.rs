@@ -21,6 +21,7 @@ pub(super) struct Sql {
     pub(super) delete_group: Vec<String>,
     pub(super) list_groups: String,
     pub(super) join: String,
+    pub(super) join_refused: String,
     pub(super) leave: String,
     pub(super) prune: String,
     pub(super) members: String,
@@ -133,6 +134,11 @@ impl Sql {
             join: format!(
                 "INSERT IGNORE INTO {p}members (grp, member, name, capabilities)
                  SELECT ?, ?, ?, ? FROM DUAL WHERE EXISTS (SELECT 1 FROM {p}groups WHERE id = ?)"
+            ),
+            // Why a join inserted nothing: the group, and our row, as one statement sees them.
+            join_refused: format!(
+                "SELECT EXISTS (SELECT 1 FROM {p}groups WHERE id = ?),
+                        EXISTS (SELECT 1 FROM {p}members WHERE grp = ? AND member = ?)"
             ),
             leave: format!("DELETE FROM {p}members WHERE grp = ? AND member = ?"),
             // Expired members are pruned as they are read (as tooz's drivers do); ourselves

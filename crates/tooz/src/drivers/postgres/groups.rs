@@ -76,7 +76,7 @@ impl Groups for PostgresBackend {
             group: group.clone(),
             member: self.member.clone(),
         };
-        Err(self.missing_group_or(group, already).await)
+        refusal(&row, group, already)
     }
 
     async fn leave(&self, group: &GroupId) -> Result<()> {
@@ -90,7 +90,7 @@ impl Groups for PostgresBackend {
             group: group.clone(),
             member: self.member.clone(),
         };
-        Err(self.missing_group_or(group, not_joined).await)
+        refusal(&row, group, not_joined)
     }
 
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
@@ -150,4 +150,12 @@ impl Groups for PostgresBackend {
         };
         Err(self.missing_group_or(group, not_joined).await)
     }
+}
+
+/// Why a join or leave changed nothing, from the group's existence as the same statement saw it
+/// (its last column): asked afterwards, a group another member created meanwhile turned "the
+/// group did not exist" into "you had already joined" (scripts/torture, 10 processes joining).
+fn refusal(row: &tokio_postgres::Row, group: &GroupId, otherwise: Error) -> Result<()> {
+    let exists: bool = row.try_get(row.len() - 1)?;
+    Err(shared::missing_group_or(Ok(exists), group, otherwise))
 }

@@ -140,11 +140,13 @@ impl Sql {
                 "WITH joined AS (INSERT INTO {p}members (grp, member, capabilities)
                    SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM {p}groups WHERE name = $1)
                    ON CONFLICT DO NOTHING RETURNING 1)
-                 SELECT (SELECT count(*) FROM joined), {notify_group}"
+                 SELECT (SELECT count(*) FROM joined), {notify_group},
+                   EXISTS (SELECT 1 FROM {p}groups WHERE name = $1)"
             ),
             leave: format!(
                 "WITH left_ AS (DELETE FROM {p}members WHERE grp = $1 AND member = $2 RETURNING 1)
-                 SELECT (SELECT count(*) FROM left_), {notify_group}"
+                 SELECT (SELECT count(*) FROM left_), {notify_group},
+                   EXISTS (SELECT 1 FROM {p}groups WHERE name = $1)"
             ),
             // Expired members are pruned as they are read (as tooz's drivers do); ourselves
             // always count as live.
