@@ -158,6 +158,8 @@ mod coordinator;
 pub mod drivers;
 mod election;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod hashring;
 mod heartbeat;
 mod ids;

@@ -14,28 +14,28 @@ const LEADERS: &[u8] = b"tooz-rs/leaders/";
 const QUEUES: &[u8] = b"tooz-rs/queue/";
 
 /// `tooz/groups/<group>/`.
-pub(super) fn group(group: &[u8]) -> Vec<u8> {
+pub(crate) fn group(group: &[u8]) -> Vec<u8> {
     [GROUPS, group, b"/"].concat()
 }
 
 /// `tooz/groups/<group>/<member>`.
-pub(super) fn member(group: &[u8], member: &[u8]) -> Vec<u8> {
+pub(crate) fn member(group: &[u8], member: &[u8]) -> Vec<u8> {
     [GROUPS, group, b"/", member].concat()
 }
 
 /// `/tooz/locks<name>`.
-pub(super) fn lock(name: &[u8]) -> Vec<u8> {
+pub(crate) fn lock(name: &[u8]) -> Vec<u8> {
     [LOCKS, name].concat()
 }
 
 /// `tooz-rs/leaders/<group>` (tooz's etcd driver has no elections).
-pub(super) fn leader(group: &[u8]) -> Vec<u8> {
+pub(crate) fn leader(group: &[u8]) -> Vec<u8> {
     [LEADERS, group].concat()
 }
 
 /// `tooz-rs/queue/<name in hex>/`: the prefix of lock `name`'s waiters (hex, so that no
 /// name's prefix holds another's: `a/` would hold the queue of `a/b`).
-pub(super) fn queue(name: &[u8]) -> Vec<u8> {
+pub(crate) fn queue(name: &[u8]) -> Vec<u8> {
     let mut key = QUEUES.to_vec();
     for b in name {
         key.extend_from_slice(format!("{b:02x}").as_bytes());
@@ -45,19 +45,19 @@ pub(super) fn queue(name: &[u8]) -> Vec<u8> {
 }
 
 /// The queue key of waiter `owner` of lock `name`.
-pub(super) fn queued(name: &[u8], owner: u128) -> Vec<u8> {
+pub(crate) fn queued(name: &[u8], owner: u128) -> Vec<u8> {
     [queue(name), format!("{owner:032x}").into_bytes()].concat()
 }
 
 /// The group named by a key under [`GROUPS`] that is a group's key (no lease, ends in `/`).
-pub(super) fn group_of_key(key: &[u8], lease: i64) -> Option<&[u8]> {
+pub(crate) fn group_of_key(key: &[u8], lease: i64) -> Option<&[u8]> {
     let rest = key.strip_prefix(GROUPS)?;
     let name = rest.strip_suffix(b"/")?;
     (lease == 0 && !name.is_empty()).then_some(name)
 }
 
 /// The member named by a key under `group`'s key that is a member's key (a lease, no `/`).
-pub(super) fn member_of_key<'k>(group_key: &[u8], key: &'k [u8], lease: i64) -> Option<&'k [u8]> {
+pub(crate) fn member_of_key<'k>(group_key: &[u8], key: &'k [u8], lease: i64) -> Option<&'k [u8]> {
     let name = key.strip_prefix(group_key)?;
     (lease != 0 && !name.is_empty() && !name.contains(&b'/')).then_some(name)
 }

@@ -37,8 +37,8 @@ mod groups;
 mod locks;
 mod ofd;
 mod options;
-mod paths;
-mod records;
+pub(crate) mod paths;
+pub(crate) mod records;
 
 use std::collections::HashMap;
 use std::fs::{self, File};

@@ -34,7 +34,7 @@
 mod client;
 mod election;
 mod groups;
-mod keys;
+pub(crate) mod keys;
 mod locks;
 mod options;
 

@@ -18,7 +18,7 @@ const LONGEST_NAME: usize = 64;
 
 /// How long a lock name the server takes may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NameLimit {
+pub(crate) enum NameLimit {
     /// MySQL: 64 characters, of its 3-byte UTF-8 (no character past U+FFFF).
     Mysql,
     /// MariaDB: 192 bytes (64 characters of its old 3-byte UTF-8).
@@ -41,7 +41,7 @@ impl NameLimit {
 /// long for `limit`, or holding a NUL (the server ends the name there) — or it begins with
 /// [`MARKER`] (in any case: MySQL folds case); then the marker and the first 51 hex digits of
 /// the name's SHA-256, which no name taken as it is can equal.
-pub(super) fn server_name(name: &LockName, limit: NameLimit) -> String {
+pub(crate) fn server_name(name: &LockName, limit: NameLimit) -> String {
     let as_is = std::str::from_utf8(name.as_bytes()).ok().filter(|text| {
         !text.is_empty()
             && !text.contains('\0')

@@ -51,7 +51,7 @@ mod election;
 mod error;
 mod groups;
 mod link;
-mod locks;
+pub(crate) mod locks;
 mod monitor;
 mod options;
 mod sql;

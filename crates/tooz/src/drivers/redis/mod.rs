@@ -56,7 +56,7 @@
 mod election;
 mod error;
 mod groups;
-mod keys;
+pub(crate) mod keys;
 mod locks;
 mod options;
 mod scripts;

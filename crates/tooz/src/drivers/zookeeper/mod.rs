@@ -47,7 +47,7 @@ mod error;
 mod groups;
 mod locks;
 mod options;
-mod paths;
+pub(crate) mod paths;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -15,9 +15,9 @@
 //! every group's leader lock). The mapping is one-to-one, and listings turn it back.
 
 /// The child of the namespace that holds every lock (a group cannot have this name).
-pub(super) const LOCKS: &str = "locks";
+pub(crate) const LOCKS: &str = "locks";
 /// The child of a group that holds its leader lock (a member cannot have this name).
-pub(super) const LEADER: &str = "leader";
+pub(crate) const LEADER: &str = "leader";
 /// kazoo's contender marker; a contender node is `<prefix>__lock__<10-digit sequence>`.
 pub(super) const CONTENDER: &str = "__lock__";
 /// kazoo's read-lock contender marker (its `ReadLock`): `<prefix>__rlock__<sequence>`.
@@ -80,7 +80,7 @@ fn encode(bytes: &[u8], reserved: &str) -> String {
 /// where the node is exactly what the encoding makes of the decoded name; any other node
 /// name (another writer's, even one that looks like ours: `~tooz-hex:61` made by hand is not
 /// `a`, whose node is `a`) is its own bytes.
-pub(super) fn decode(node: &str, reserved: &str) -> Vec<u8> {
+pub(crate) fn decode(node: &str, reserved: &str) -> Vec<u8> {
     let hex = node.strip_prefix(HEX).filter(|h| h.len() % 2 == 0);
     let decoded = hex.and_then(|hex| {
         (0..hex.len())
@@ -95,22 +95,22 @@ pub(super) fn decode(node: &str, reserved: &str) -> Vec<u8> {
 }
 
 /// A lock name as a node name.
-pub(super) fn lock(name: &[u8]) -> String {
+pub(crate) fn lock(name: &[u8]) -> String {
     encode(name, "")
 }
 
 /// A group id as a node name (`locks` encoded: it is the locks' root).
-pub(super) fn group(group: &[u8]) -> String {
+pub(crate) fn group(group: &[u8]) -> String {
     encode(group, LOCKS)
 }
 
 /// A member id as a node name (`leader` encoded: it is every group's leader lock).
-pub(super) fn member(member: &[u8]) -> String {
+pub(crate) fn member(member: &[u8]) -> String {
     encode(member, LEADER)
 }
 
 /// Whether `path` is an absolute ZooKeeper path of valid components (`/a/b`), or why not.
-pub(super) fn check_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_path(path: &str) -> Result<(), String> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err("it does not start with '/'".into());
     };
