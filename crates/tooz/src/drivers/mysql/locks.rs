@@ -234,7 +234,9 @@ impl MysqlBackend {
     /// A grant, unless its connection was reported ended while the answer came back (the
     /// watcher's loss would then have reached nobody): then it is in doubt, and handed back.
     fn still_held(&self, owner: OwnerToken, token: FencingToken) -> Result<Option<FencingToken>> {
-        if self.held().contains_key(&owner) {
+        let generation = self.held().get(&owner).map(|h| h.generation);
+        // (A connection the watcher gave up counts as ended: a grant on it is not handed out.)
+        if generation.is_some_and(|g| !self.shared.has_ended(g)) {
             Ok(Some(token))
         } else {
             Err(Error::Connection {

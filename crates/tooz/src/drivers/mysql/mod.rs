@@ -151,12 +151,21 @@ impl Shared {
             }
             lost
         };
-        self.pinned().remove(&generation);
-        let losses = self.losses.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(losses) = losses.as_ref() {
-            losses.grants_lost(lost);
+        {
+            let losses = self.losses.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(losses) = losses.as_ref() {
+                losses.grants_lost(lost);
+            }
         }
+        // Reported first: dropping a pinned connection may close it, which frees its locks
+        // on the server at once.
+        self.pinned().remove(&generation);
         self.lock_changes.notify();
+    }
+
+    /// Whether connection `generation` was seen to end (or counts as ended).
+    fn has_ended(&self, generation: u64) -> bool {
+        self.ended().contains(&generation)
     }
 }
 
@@ -297,6 +306,9 @@ impl MysqlBackend {
         if let Some(link) = main.as_ref()
             && self.shared.ended().remove(&link.generation)
         {
+            // Anything granted on it since the watcher gave it up is reported lost too, before
+            // the connection closes (which frees its locks on the server).
+            self.link_ended(link.generation);
             main.take();
         }
         match main {

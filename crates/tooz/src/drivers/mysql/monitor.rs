@@ -12,8 +12,10 @@ use super::{MysqlOptions, Shared, column, error};
 use crate::backend::OwnerToken;
 use crate::error::Result;
 
-/// How long one wait of the watcher lasts on the server before it asks again.
-const WATCH_SLICE: Duration = Duration::from_secs(30);
+/// How long one wait of the watcher lasts on the server before it asks again: short enough
+/// that no middlebox idle timeout (30 s is common) cuts the silent connection, which now ends
+/// the session.
+const WATCH_SLICE: Duration = Duration::from_secs(10);
 /// Failed attempts in a row to connect after which the watcher leaves the rest to heartbeats.
 const GIVE_UP_AFTER: u32 = 5;
 
@@ -109,9 +111,14 @@ impl Watcher {
                     // are reported lost now, and its connection is replaced at the next use
                     // (closing it frees whatever the server still held on it). If only the
                     // watcher's connection broke, this costs a spurious loss, never a silent one.
+                    // Connections pinned by waiting acquires go the same way: the fault that
+                    // broke this one has most likely broken them too.
                     if let Some(shared) = self.shared.upgrade() {
-                        shared.ended().insert(self.generation);
-                        shared.link_ended(self.generation);
+                        let pinned: Vec<u64> = shared.pinned().keys().copied().collect();
+                        for generation in pinned.into_iter().chain([self.generation]) {
+                            shared.ended().insert(generation);
+                            shared.link_ended(generation);
+                        }
                     }
                     link = None;
                     break;
