@@ -200,15 +200,20 @@ impl Groups for EtcdBackend {
 
     async fn leave(&self, group: &GroupId) -> Result<()> {
         let ours = self.our_key(group);
-        // (As tooz does, whichever coordinator of this member id joined.)
-        let joined = Compare::version(ours.clone(), CompareOp::Greater, 0);
+        // (As tooz does, whichever coordinator of this member id joined; and whether or not
+        // the group's own key is still there, so that no key of ours outlives the leave.)
+        let txn = Txn::new()
+            .when([Compare::version(ours.clone(), CompareOp::Greater, 0)])
+            .and_then([TxnOp::delete(ours, None)]);
+        let (left, _, _) = self.txn("leaving a group", txn).await?;
+        if left {
+            return Ok(());
+        }
         let not_joined = Error::MemberNotJoined {
             group: group.clone(),
             member: self.member.clone(),
         };
-        let delete = TxnOp::delete(ours, None);
-        self.change_member("leaving a group", group, joined, delete, not_joined)
-            .await
+        Err(self.missing_group_or(group, not_joined).await)
     }
 
     async fn members(&self, group: &GroupId) -> Result<Vec<(MemberId, Capabilities)>> {
