@@ -11,6 +11,13 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+/// Where a worker finds its backend's URL.
+pub(crate) const URL_ENV: &str = "TOOZ_TORTURE_URL";
+
+/// Panics reported by workers (a panic hook in each prints a `panic` line), and by this
+/// process's own tasks: every one is a violation.
+pub(crate) static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One worker process.
 pub(crate) struct Worker {
     child: Child,
@@ -32,13 +39,17 @@ impl Worker {
         Self::spawn_with(role, args, &Launch::default())
     }
 
+    /// `args[0]` is always the backend's URL: it travels in the worker's environment
+    /// ([`URL_ENV`]), not in its argv, where any local user could read a password in it.
     pub(crate) fn spawn_with(role: &str, args: &[String], launch: &Launch) -> Result<Self, String> {
+        let (url, rest) = args.split_first().ok_or("a worker needs a URL")?;
         let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
         let mut command = Command::new(exe);
         command
             .arg("worker")
             .arg(role)
-            .args(args)
+            .args(rest)
+            .env(URL_ENV, url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -73,6 +84,13 @@ impl Worker {
             .ok_or_else(|| format!("{}: exited early", self.label))?;
         let value: Value = serde_json::from_str(&line)
             .map_err(|e| format!("{}: bad line {line:?}: {e}", self.label))?;
+        if value["ev"] == "panic" {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "tooz-torture: {} panicked: {}",
+                self.label, value["message"]
+            );
+        }
         self.seen.push(value.clone());
         Ok(value)
     }
@@ -135,9 +153,14 @@ impl Worker {
     /// a worker that hangs is killed.
     pub(crate) async fn finish(mut self) -> Result<(), String> {
         self.stdin.take();
+        // Read to the end: a panic while stopping is reported on stdout too.
+        self.drain(Duration::from_secs(20)).await;
         match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => Err(format!("{} exited with {status}", self.label)),
+            Ok(Ok(status)) => Err(match self.seen("error") {
+                Some(error) => format!("{} exited with {status}: {}", self.label, error["message"]),
+                None => format!("{} exited with {status}", self.label),
+            }),
             Ok(Err(e)) => Err(format!("{}: wait: {e}", self.label)),
             Err(_) => {
                 let _ = self.child.kill().await;
@@ -146,9 +169,10 @@ impl Worker {
         }
     }
 
-    /// SIGKILL, and reap.
+    /// SIGKILL, and reap (reading what it printed before, for a panic line).
     pub(crate) async fn kill(mut self) {
         let _ = self.child.kill().await;
+        self.drain(Duration::from_secs(2)).await;
     }
 }
 

@@ -81,7 +81,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(args) = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string().ok())
+        .collect::<Option<Vec<String>>>()
+    else {
+        eprintln!("tooz-torture: an argument is not UTF-8");
+        return ExitCode::from(2);
+    };
     if args.first().map(String::as_str) == Some("worker") {
         return worker::main(&args[1..]);
     }
@@ -94,6 +101,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A panic in this process (a library task of an observer included) is counted too.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        fleet::PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        default_hook(info);
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,6 +123,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<bool, String> {
+    // Read first: a bad path must not cost a whole run's table.
+    let fuzz = match &options.fuzz_summary {
+        Some(file) => Some(table::Fuzz::read(file)?),
+        None => None,
+    };
     let scratch = std::env::temp_dir().join(format!("tooz-torture-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let mut targets = target::all(&scratch)?;
@@ -131,6 +149,7 @@ async fn run(options: Options) -> Result<bool, String> {
         let began = Instant::now();
         eprintln!("tooz-torture: {} ...", target.name);
         let mut row = Row::default();
+        let panics_before = fleet::PANICS.load(std::sync::atomic::Ordering::Relaxed);
         let scale = &options.scale;
         if options.runs("exclusion") {
             checks::exclusion::run(target, scale, &scratch, &mut row).await;
@@ -150,6 +169,8 @@ async fn run(options: Options) -> Result<bool, String> {
         if options.runs("load") {
             checks::load::run(target, scale, &mut row).await;
         }
+        let panics = fleet::PANICS.load(std::sync::atomic::Ordering::Relaxed) - panics_before;
+        row.require(panics == 0, || format!("{panics} panics (see stderr)"));
         row.cell("time", format!("{:.0}s", began.elapsed().as_secs_f64()));
         eprintln!(
             "tooz-torture: {} done in {:.0}s, {} violations",
@@ -169,15 +190,15 @@ async fn run(options: Options) -> Result<bool, String> {
             .map(|t| tokio::spawn(checks::load::soak_row(t.clone(), options.scale)))
             .collect();
         for (soak, (_, row)) in soaks.into_iter().zip(rows.iter_mut()) {
-            let soaked = soak.await.map_err(|e| format!("soak task: {e}"))?;
-            row.cells.extend(soaked.cells);
-            row.violations.extend(soaked.violations);
+            match soak.await {
+                Ok(soaked) => {
+                    row.cells.extend(soaked.cells);
+                    row.violations.extend(soaked.violations);
+                }
+                Err(e) => row.broken("soak", format!("soak task: {e}")),
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    let fuzz = match &options.fuzz_summary {
-        Some(file) => Some(table::Fuzz::read(file)?),
-        None => None,
-    };
     Ok(table::print(&options.scale, &rows, fuzz.as_ref()))
 }

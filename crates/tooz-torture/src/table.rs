@@ -16,6 +16,9 @@ const COLUMNS: &[&str] = &[
     "time",
 ];
 
+/// The library's fuzz tests: capabilities, urls, file, redis, memcached, etcd, zookeeper, mysql.
+const SUBJECTS: usize = 8;
+
 /// The fuzzing's totals, summed from the `fuzz SUBJECT: N cases, C collisions, E escapes,
 /// L leaks, P panics` lines the library's fuzz tests print.
 #[derive(Debug, Default)]
@@ -59,8 +62,13 @@ impl Fuzz {
                 }
             }
         }
-        if fuzz.subjects == 0 {
-            return Err(format!("{}: no fuzz summary lines", file.display()));
+        // scripts/torture builds every feature: every subject must have run.
+        if fuzz.subjects < SUBJECTS {
+            return Err(format!(
+                "{}: {} fuzz summary lines, expected {SUBJECTS} (capabilities, urls, and each backend's names)",
+                file.display(),
+                fuzz.subjects
+            ));
         }
         Ok(fuzz)
     }

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use tooz::options::redact_str;
+
 /// The session timeout every target runs with: short, so crashes and pauses resolve quickly.
 pub(crate) const TIMEOUT_SECS: u64 = 2;
 
@@ -22,15 +24,19 @@ impl Target {
         self.name != "memory"
     }
 
-    /// The URL with the server's address replaced by `addr` (the fault proxy's).
-    pub(crate) fn url_through(&self, port: u16) -> String {
-        match self.upstream {
-            Some(upstream) => {
-                self.url
-                    .replacen(&upstream.to_string(), &format!("127.0.0.1:{port}"), 1)
-            }
-            None => self.url.clone(),
+    /// The URL with the server's address replaced by the fault proxy's; an error if the URL
+    /// does not spell the address as the proxy was given it (the faults would miss it).
+    pub(crate) fn url_through(&self, port: u16) -> Result<String, String> {
+        let upstream = self.upstream.ok_or("no network address")?.to_string();
+        if !self.url.contains(&upstream) {
+            return Err(format!(
+                "{} does not spell its address as {upstream}",
+                redact_str(&self.url)
+            ));
         }
+        Ok(self
+            .url
+            .replacen(&upstream, &format!("127.0.0.1:{port}"), 1))
     }
 }
 
@@ -64,7 +70,7 @@ pub(crate) fn all(scratch: &Path) -> Result<Vec<Target>, String> {
 fn server(url: &str) -> Result<Target, String> {
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or_else(|| format!("TOOZ_TEST_URLS: {url:?} has no scheme"))?;
+        .ok_or_else(|| format!("TOOZ_TEST_URLS: {} has no scheme", redact_str(url)))?;
     let name = match scheme {
         "etcd3+http" | "etcd3" => "etcd",
         "postgresql" => "postgres",
@@ -72,9 +78,12 @@ fn server(url: &str) -> Result<Target, String> {
     };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let hostport = authority.rsplit('@').next().unwrap_or_default();
-    let upstream = hostport
-        .parse::<SocketAddr>()
-        .map_err(|e| format!("TOOZ_TEST_URLS: {url:?}: address {hostport:?}: {e}"))?;
+    let upstream = hostport.parse::<SocketAddr>().map_err(|e| {
+        format!(
+            "TOOZ_TEST_URLS: {}: the fault proxy needs an IP address and a port ({e})",
+            redact_str(url)
+        )
+    })?;
     Ok(Target {
         name: name.into(),
         url: with_timeout(url),
@@ -105,9 +114,11 @@ mod tests {
         assert_eq!(t.url, "postgresql://postgres@127.0.0.1:5432/tooz?timeout=2");
         assert_eq!(t.upstream, Some("127.0.0.1:5432".parse().unwrap()));
         assert_eq!(
-            t.url_through(40000),
+            t.url_through(40000).unwrap(),
             "postgresql://postgres@127.0.0.1:40000/tooz?timeout=2"
         );
+        let hidden = server("redis://:secret@db.example:6379").unwrap_err();
+        assert!(!hidden.contains("secret"), "{hidden}");
         let t = server("etcd3+http://127.0.0.1:2379").unwrap();
         assert_eq!(
             (t.name.as_str(), t.url.as_str()),

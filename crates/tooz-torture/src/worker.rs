@@ -33,7 +33,18 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("tokio runtime: {e}")),
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A panic anywhere (a library task included) is one JSON line the parent counts.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        emit(&json!({"ev": "panic", "message": info.to_string()}));
+        default_hook(info);
+    }));
+    let Ok(url) = std::env::var(crate::fleet::URL_ENV) else {
+        return fail(&format!("no {} in the environment", crate::fleet::URL_ENV));
+    };
+    // ROLE URL ARGS..., as the roles below read them.
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.insert(args.len().min(1), url.as_str());
     let outcome = runtime.block_on(async {
         match args.as_slice() {
             ["exclusion", url, lock, counter, grants] => {
@@ -46,7 +57,8 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
                 members(url, group, prefix, number(count)?).await
             }
             ["soak", url, name] => soak(url, name).await,
-            other => Err(format!("unknown worker arguments {other:?}")),
+            [role, _url, rest @ ..] => Err(format!("unknown worker role {role:?} {rest:?}")),
+            _ => Err("no worker role".into()),
         }
     });
     // Background tasks (a heartbeat stuck on a dead server) must not hold the exit.
@@ -216,13 +228,17 @@ async fn hold(url: &str, lock: &str, store: u16) -> Result<(), String> {
     });
     let mut commands = Commands::new();
     let mut ticker = tokio::time::interval(COMMAND_EVERY);
+    // The last time `is_held()` said yes: a rival granted after it was granted in time.
+    let mut last_held = monotonic_ns();
     loop {
         tokio::select! {
             _ = ticker.tick() => {
+                let now = monotonic_ns();
                 if !guard.is_held() {
-                    emit(&json!({"ev": "not_held", "at": monotonic_ns()}));
+                    emit(&json!({"ev": "not_held", "at": now, "last_held": last_held}));
                     break;
                 }
+                last_held = now;
                 store.write(lock, token).await?;
             }
             command = commands.next() => match command.as_deref() {
@@ -325,6 +341,8 @@ async fn soak(url: &str, name: &str) -> Result<(), String> {
     let mut commands = Commands::new();
     let (mut rounds, mut failed): (u64, u64) = (0, 0);
     emit(&json!({"ev": "ready"}));
+    // Progress on a timer, not per round: a round stuck for good must show as no progress.
+    let mut report = tokio::time::interval(Duration::from_secs(1));
     loop {
         let round = async {
             lock.acquire().await?.release().await?;
@@ -335,22 +353,28 @@ async fn soak(url: &str, name: &str) -> Result<(), String> {
             }
             Ok::<(), Error>(())
         };
-        tokio::select! {
-            outcome = round => {
-                if outcome.is_err() {
-                    failed += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::pin!(round);
+        let finished = loop {
+            tokio::select! {
+                outcome = &mut round => break Some(outcome),
+                _ = report.tick() => {
+                    emit(&json!({"ev": "rounds", "rounds": rounds, "failed": failed}));
+                }
+                command = commands.next() => {
+                    if command.is_none() {
+                        break None;
+                    }
                 }
             }
-            command = commands.next() => {
-                if command.is_none() {
-                    break;
-                }
+        };
+        match finished {
+            None => break,
+            Some(Ok(())) => rounds += 1,
+            Some(Err(_)) => {
+                rounds += 1;
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-        rounds += 1;
-        if rounds % 100 == 0 {
-            emit(&json!({"ev": "rounds", "rounds": rounds, "failed": failed}));
         }
     }
     coord.stop().await.map_err(failed_to("stop"))

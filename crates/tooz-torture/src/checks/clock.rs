@@ -57,7 +57,7 @@ async fn once(
     let wall_before = held["wall"].as_i64().ok_or("no wall clock in `held`")?;
     let coord = observer(target, "clock").await?;
     let competitor = coord.lock(lock.as_str());
-    let mut stolen = 0;
+    let (mut stolen, mut asked, mut unanswered) = (0, 0, 0);
     let mut unjumped = Vec::new();
     // Each phase lasts two leases, so renewals happen on both sides of every jump.
     for (jump, hours) in [("+1h", 1), ("-1h", -1), ("+0", 0)] {
@@ -70,9 +70,13 @@ async fn once(
         }
         let until = tokio::time::Instant::now() + ttl * 2;
         while tokio::time::Instant::now() < until {
-            if let Ok(Some(guard)) = competitor.try_acquire().await {
-                stolen += 1;
-                let _ = guard.release().await;
+            match competitor.try_acquire().await {
+                Ok(Some(guard)) => {
+                    stolen += 1;
+                    let _ = guard.release().await;
+                }
+                Ok(None) => asked += 1,
+                Err(_) => unanswered += 1,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -93,11 +97,17 @@ async fn once(
             unjumped.join(", ")
         )
     });
+    // A rival that could not ask would never steal: it must have been refused, not silent.
+    row.require(unanswered * 10 <= asked, || {
+        format!("clock: the rival's attempts failed {unanswered} times (refused {asked})")
+    });
     row.require(stolen == 0, || {
         format!("clock: the competitor got the lock {stolen} times while the jumped holder held it")
     });
     row.require(spurious == 0, || {
         "clock: the holder lost its lock across the wall-clock jumps".into()
     });
-    Ok(format!("±1h: spurious-loss {spurious} stolen {stolen}"))
+    Ok(format!(
+        "±1h: spurious-loss {spurious} stolen {stolen} (rival refused {asked})"
+    ))
 }

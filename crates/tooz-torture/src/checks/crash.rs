@@ -105,7 +105,8 @@ async fn once(
             let lock = unique("crash-lock");
             let args = [target.url.clone(), lock.clone(), store.port().to_string()];
             let mut worker = Worker::spawn("hold", &args)?;
-            worker.expect("held", ready).await?;
+            let held = worker.expect("held", ready).await?;
+            let killed_token = crate::fleet::field(&held, "token")?;
             worker.signal(Signal::SIGKILL)?;
             let killed = monotonic_ns();
             let guard = coord
@@ -114,8 +115,14 @@ async fn once(
                 .await
                 .map_err(|e| format!("lock of a killed holder not free: {e}"))?;
             let took = monotonic_ns() - killed;
+            let next = guard.token().get();
             let _ = guard.release().await;
             worker.kill().await;
+            if next <= killed_token {
+                return Err(format!(
+                    "the next holder's token {next} is not above the killed one's {killed_token}"
+                ));
+            }
             Ok(Some(took))
         }
         Kind::Member if supported.groups => {

@@ -120,6 +120,10 @@ async fn soak(target: &Target, scale: &Scale, row: &mut Row) -> Result<String, S
             )
         });
     }
+    // A round takes milliseconds: fewer than one a second means the soak was stuck.
+    row.require(rounds >= scale.soak.as_secs(), || {
+        format!("soak: only {rounds} rounds in {:?}: stuck", scale.soak)
+    });
     row.require(failed * 10 <= rounds, || {
         format!("soak: {failed} of {rounds} rounds failed")
     });

@@ -78,6 +78,14 @@ async fn once(target: &Target, store: &FencedStore, row: &mut Row) -> Result<Str
                 .collect();
             let late_accepted = late.iter().filter(|w| w.accepted).count();
             let stale_accepted = stale["accepted"].as_bool() != Some(false);
+            // One write may have been on its way when the process stopped; a second means
+            // `is_held()` said yes after the resume.
+            row.require(late.len() <= 1, || {
+                format!(
+                    "pause: the resumed holder ran {} commands after the next grant",
+                    late.len()
+                )
+            });
             row.require(late_accepted == 0, || {
                 format!("pause: {late_accepted} writes of the paused holder were accepted after the next grant")
             });
