@@ -41,6 +41,8 @@ const LAYERS: &[&[&str]] = &[
         "partitioner",
     ],
     &["blocking"],
+    // Tests only (`#[cfg(test)]`): the fuzz tests reach into every layer below.
+    &["fuzz"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
