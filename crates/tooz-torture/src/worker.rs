@@ -253,13 +253,15 @@ async fn hold(url: &str, lock: &str, store: u16) -> Result<(), String> {
             },
         }
     }
+    // As an application would (and `tooz lock` does): a lost lock's guard is dropped at once,
+    // which hands back whatever the server may still hold for it.
+    drop(guard);
     while let Some(command) = commands.next().await {
         if command == "probe" {
             let accepted = store.write(lock, token).await?;
-            emit(&json!({"ev": "stale_write", "accepted": accepted, "held": guard.is_held()}));
+            emit(&json!({"ev": "stale_write", "accepted": accepted}));
         }
     }
-    drop(guard);
     coord.stop().await.map_err(failed_to("stop"))
 }
 
@@ -340,6 +342,7 @@ async fn soak(url: &str, name: &str) -> Result<(), String> {
     let supported = coord.supported();
     let mut commands = Commands::new();
     let (mut rounds, mut failed): (u64, u64) = (0, 0);
+    let mut first_error = None;
     emit(&json!({"ev": "ready"}));
     // Progress on a timer, not per round: a round stuck for good must show as no progress.
     let mut report = tokio::time::interval(Duration::from_secs(1));
@@ -358,7 +361,7 @@ async fn soak(url: &str, name: &str) -> Result<(), String> {
             tokio::select! {
                 outcome = &mut round => break Some(outcome),
                 _ = report.tick() => {
-                    emit(&json!({"ev": "rounds", "rounds": rounds, "failed": failed}));
+                    emit(&json!({"ev": "rounds", "rounds": rounds, "failed": failed, "first_error": first_error}));
                 }
                 command = commands.next() => {
                     if command.is_none() {
@@ -370,14 +373,18 @@ async fn soak(url: &str, name: &str) -> Result<(), String> {
         match finished {
             None => break,
             Some(Ok(())) => rounds += 1,
-            Some(Err(_)) => {
+            Some(Err(e)) => {
                 rounds += 1;
                 failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
-    coord.stop().await.map_err(failed_to("stop"))
+    // A session lost to a busy server ends the soak's coordinator with an error: what the soak
+    // measures (memory, descriptors) was sampled already.
+    let _ = coord.stop().await;
+    Ok(())
 }
 
 /// Seconds since the epoch as this process sees them: under libfaketime, the jumped clock.

