@@ -5,11 +5,14 @@
 //! * delay: every chunk held back a quarter of the lease, for one and a half leases.
 //!
 //! Figures: double holders (the cut-off holder's command reached the fenced store after the
-//! competitor was granted the lock), silent losses (the competitor was granted the lock before
-//! the cut-off holder's `is_held()` turned false), and how long after the fault healed the
-//! member was listed again (bound: two heartbeats, a third of the session timeout each).
-//! A blackhole heals the way a firewall that dropped its connection state does: the old
-//! connections are reset, new ones pass.
+//! competitor was granted the lock), silent losses (the competitor was granted the lock while
+//! the cut-off holder's `is_held()` still said yes), `lost()` fired, tokens growing, and the
+//! member: kept through the fault (and still listed), or joined again within two heartbeats (a
+//! third of the session timeout each) of the heal. A blackhole lasts until the server has
+//! dropped the member, and heals the way a firewall that lost its connection state does: the
+//! old connections are reset, new ones pass. A lease-bound holder cut off by a blackhole must
+//! lose its lock to the rival; one that gave its lock up under a fault must let the rival have
+//! it within two leases.
 
 use std::time::Duration;
 
