@@ -40,7 +40,15 @@ struct Options {
     fuzz_summary: Option<PathBuf>,
 }
 
-const CHECKS: &[&str] = &["exclusion", "crash", "pause", "faults", "clock", "load"];
+const CHECKS: &[&str] = &[
+    "exclusion",
+    "crash",
+    "pause",
+    "faults",
+    "clock",
+    "members",
+    "soak",
+];
 
 impl Options {
     fn runs(&self, check: &str) -> bool {
@@ -166,7 +174,7 @@ async fn run(options: Options) -> Result<bool, String> {
         if options.runs("clock") {
             checks::clock::run(target, &store, &scratch, &mut row).await;
         }
-        if options.runs("load") {
+        if options.runs("members") {
             checks::load::run(target, scale, &mut row).await;
         }
         let panics = fleet::PANICS.load(std::sync::atomic::Ordering::Relaxed) - panics_before;
@@ -180,7 +188,7 @@ async fn run(options: Options) -> Result<bool, String> {
         );
         rows.push((target.name.clone(), row));
     }
-    if options.runs("load") {
+    if options.runs("soak") {
         eprintln!(
             "tooz-torture: soaking every backend at once for {:?} ...",
             options.scale.soak
