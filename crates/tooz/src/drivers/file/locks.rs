@@ -17,7 +17,9 @@
 //! contended (the byte after the counter). A first attempt on a lock marked so probes the
 //! marker and, if anyone waits, does not take the lock ahead of them — neither exclusively nor
 //! shared — so a releaser asking again at once queues behind the waiters. Python tooz's
-//! waiters poll and hold no marker.
+//! waiters poll and hold no marker. A waiter's two descriptions (the lock file's and the
+//! marker's) are kept after its grant is released, for this coordinator's next wait on the
+//! same lock: a wait then opens nothing.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -36,6 +38,10 @@ use crate::ids::LockName;
 /// a flat number of descriptors.
 const MAX_IDLE: usize = 256;
 
+/// Spare [`WaitKit`]s kept per lock: one per wait this coordinator runs at once on it, up to
+/// this many.
+const MAX_SPARE_KITS: usize = 2;
+
 #[derive(Debug)]
 struct Slot {
     file: File,
@@ -43,13 +49,32 @@ struct Slot {
     /// first attempt from then on (a lock nobody ever waited for costs one `pread` more).
     marker: Option<File>,
     holders: Vec<(OwnerToken, LockMode)>,
+    /// Descriptions of finished kernel waits, for the next.
+    spare_kits: Vec<WaitKit>,
+}
+
+/// A kernel waiter's own descriptions: of the lock file (where it waits, and then holds the
+/// grant) and of the waiting marker (its shared lock shows that someone waits).
+#[derive(Debug)]
+pub(crate) struct WaitKit {
+    file: File,
+    marker: File,
+}
+
+/// A grant won by a kernel wait: the lock file's description holds it. The marker's comes
+/// along, unlocked, to be kept for the next wait (`None` if it could not be unlocked, and so
+/// was closed).
+#[derive(Debug)]
+pub(crate) struct Waited {
+    file: File,
+    marker: Option<File>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct LockTable {
     slots: HashMap<LockName, Slot>,
     /// Grants won by a kernel wait, each on a description of its own.
-    waited: HashMap<OwnerToken, (LockName, File)>,
+    waited: HashMap<OwnerToken, (LockName, Waited)>,
 }
 
 /// Opens (creating) the waiting marker of lock `name`.
@@ -81,20 +106,31 @@ fn marked_contended(file: &File) -> std::io::Result<bool> {
     }
 }
 
-/// Waits in the kernel for exclusive lock `name`, on descriptions of its own: blocks the
-/// calling thread until granted. Returns the lock file holding the grant and its token.
-pub(crate) fn wait_exclusive(root: &File, name: &LockName) -> Result<(File, FencingToken)> {
-    let marker = open_marker(root, name)?;
+/// Waits in the kernel for exclusive lock `name`, on descriptions of its own (`kit`, a spare
+/// from an earlier wait, or new ones): blocks the calling thread until granted. Returns the
+/// grant and its token. On failure the descriptions are closed, which drops their locks.
+pub(crate) fn wait_exclusive(
+    root: &File,
+    name: &LockName,
+    kit: Option<WaitKit>,
+) -> Result<(Waited, FencingToken)> {
+    let WaitKit { file, marker } = match kit {
+        Some(kit) => kit,
+        None => WaitKit {
+            marker: open_marker(root, name)?,
+            file: paths::open_lock(root, name)?,
+        },
+    };
     // Shared: waiters do not exclude each other, only show that someone waits.
     ofd::try_lock(&marker, Kind::Shared)
         .map_err(|e| io_error(name, "cannot mark a waiter on", e))?;
-    let file = paths::open_lock(root, name)?;
     file.write_all_at(&[1], CONTENDED_AT)
         .map_err(|e| io_error(name, "cannot mark as contended the", e))?;
     ofd::lock_wait(&file, Kind::Exclusive).map_err(|e| io_error(name, "cannot wait for", e))?;
-    drop(marker);
+    // No longer waiting. Should the unlock fail, closing the description drops the lock.
+    let marker = ofd::unlock(&marker).is_ok().then_some(marker);
     match bump_counter(&file) {
-        Ok(token) => Ok((file, FencingToken::new(token))),
+        Ok(token) => Ok((Waited { file, marker }, FencingToken::new(token))),
         Err(e) => Err(io_error(name, "cannot update the fencing counter of", e)),
     }
 }
@@ -146,6 +182,7 @@ impl LockTable {
                     file,
                     marker: None,
                     holders: Vec::new(),
+                    spare_kits: Vec::new(),
                 })
             }
         };
@@ -198,18 +235,29 @@ impl LockTable {
     }
 
     /// Records a grant won by [`wait_exclusive`].
-    pub(crate) fn add_waited(&mut self, name: &LockName, owner: OwnerToken, file: File) {
-        self.waited.insert(owner, (name.clone(), file));
+    pub(crate) fn add_waited(&mut self, name: &LockName, owner: OwnerToken, waited: Waited) {
+        self.waited.insert(owner, (name.clone(), waited));
+    }
+
+    /// Descriptions kept from an earlier wait on `name`, if any.
+    pub(crate) fn spare_kit(&mut self, name: &LockName) -> Option<WaitKit> {
+        self.slots.get_mut(name)?.spare_kits.pop()
     }
 
     pub(crate) fn release(&mut self, name: &LockName, owner: OwnerToken) -> Result<bool> {
-        if let Some((held, file)) = self.waited.remove(&owner) {
+        if let Some((held, waited)) = self.waited.remove(&owner) {
             if held != *name {
-                self.waited.insert(owner, (held, file));
+                self.waited.insert(owner, (held, waited));
                 return Ok(false);
             }
-            // Closing the description drops its lock; unlock first to report a failure.
-            ofd::unlock(&file).map_err(|e| io_error(name, "cannot unlock", e))?;
+            // Closing the description would drop its lock too; unlocking reports a failure.
+            ofd::unlock(&waited.file).map_err(|e| io_error(name, "cannot unlock", e))?;
+            if let (Some(marker), Some(slot)) = (waited.marker, self.slots.get_mut(name))
+                && slot.spare_kits.len() < MAX_SPARE_KITS
+            {
+                let file = waited.file;
+                slot.spare_kits.push(WaitKit { file, marker });
+            }
             return Ok(true);
         }
         let Some(slot) = self.slots.get_mut(name) else {
@@ -286,7 +334,7 @@ mod tests {
         assert!(holder.try_acquire(&root, first).unwrap().is_some());
         let waiter = {
             let (root, name) = (root.try_clone().unwrap(), name.clone());
-            std::thread::spawn(move || wait_exclusive(&root, &name).unwrap())
+            std::thread::spawn(move || wait_exclusive(&root, &name, None).unwrap())
         };
         let lock_file = paths::open_lock(&root, &name).unwrap();
         while !marked_contended(&lock_file).unwrap() {
@@ -298,9 +346,62 @@ mod tests {
             again.is_none(),
             "the releaser took the lock back ahead of the waiter"
         );
-        let (file, token) = waiter.join().unwrap();
+        let (waited, token) = waiter.join().unwrap();
         assert!(token.get() >= 2);
-        drop(file);
+        drop(waited);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A kernel waiter's descriptions are kept when its grant is released — unlocked, both
+    /// the lock file's (others take the lock at once) and the marker's (nobody is shown
+    /// waiting) — and serve the next wait.
+    #[test]
+    fn a_released_waited_grant_keeps_its_descriptions_unlocked_for_the_next_wait() {
+        let dir = std::env::temp_dir().join(format!("tooz-lock-kit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = File::open(&dir).unwrap();
+        let name = LockName::from("kit");
+        let (mut holder, mut waiter, mut other) = (
+            LockTable::default(),
+            LockTable::default(),
+            LockTable::default(),
+        );
+        let mut last_token = 0;
+        for round in 0..3 {
+            let held = request(&name);
+            assert!(holder.try_acquire(&root, held).unwrap().is_some());
+            let wanted = request(&name);
+            assert!(waiter.try_acquire(&root, wanted).unwrap().is_none());
+            let kit = waiter.spare_kit(&name);
+            assert_eq!(kit.is_some(), round > 0, "round {round}: a spare kit");
+            let waiting = {
+                let (root, name) = (root.try_clone().unwrap(), name.clone());
+                std::thread::spawn(move || wait_exclusive(&root, &name, kit).unwrap())
+            };
+            let lock_file = paths::open_lock(&root, &name).unwrap();
+            let marker = open_marker(&root, &name).unwrap();
+            while !ofd::locked_elsewhere(&marker, Kind::Exclusive).unwrap() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            holder.release(&name, held.owner).unwrap();
+            let (waited, token) = waiting.join().unwrap();
+            assert!(token.get() > last_token, "round {round}: token order");
+            last_token = token.get();
+            assert!(
+                !ofd::locked_elsewhere(&marker, Kind::Exclusive).unwrap(),
+                "round {round}: a granted waiter still shows as waiting"
+            );
+            waiter.add_waited(&name, wanted.owner, waited);
+            assert!(!ofd::try_lock(&lock_file, Kind::Shared).unwrap());
+            assert!(waiter.release(&name, wanted.owner).unwrap());
+            let probe = request(&name);
+            assert!(
+                other.try_acquire(&root, probe).unwrap().is_some(),
+                "round {round}: the lock stayed held after its release"
+            );
+            other.release(&name, probe.owner).unwrap();
+        }
+        assert!(waiter.spare_kit(&name).is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

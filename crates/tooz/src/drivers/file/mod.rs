@@ -39,6 +39,7 @@ mod ofd;
 mod options;
 pub(crate) mod paths;
 pub(crate) mod records;
+mod wait_threads;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -145,9 +146,9 @@ impl FileBackend {
 
 impl FileBackend {
     /// A kernel wait, woken by the holder's release or death in any process. It runs on a
-    /// thread of its own rather than tokio's blocking pool: a wait can last as long as the
-    /// holder lives, and a runtime shutting down waits for its blocking pool, never for this.
-    /// If nobody is left to receive the grant, the thread hands it back at once.
+    /// thread of [`wait_threads`] rather than tokio's blocking pool: a wait can last as long
+    /// as the holder lives, and a runtime shutting down waits for its blocking pool, never for
+    /// this. If nobody is left to receive the grant, the thread hands it back at once.
     ///
     /// A wait whose caller gave up goes on until the kernel grants it (there is no
     /// cancelling a blocked `fcntl` without a signal handler), holding a thread and three
@@ -167,25 +168,24 @@ impl FileBackend {
         })?;
         let (send, receive) = tokio::sync::oneshot::channel();
         let (state, name) = (Arc::clone(&self.state), name.clone());
-        std::thread::Builder::new()
-            .name("tooz-lock-wait".into())
-            .spawn(move || {
-                let _slot = slot;
-                let granted = locks::wait_exclusive(&root, &name);
-                let result = match granted {
-                    // Dropping the file hands the lock back.
-                    Ok(_) if send.is_closed() => return,
-                    Ok((file, token)) => {
-                        guard(&state.locks).add_waited(&name, owner, file);
-                        Ok(Some(token))
-                    }
-                    Err(e) => Err(e),
-                };
-                if send.send(result).is_err() {
-                    let _ = guard(&state.locks).release(&name, owner);
+        wait_threads::run(move || {
+            let _slot = slot;
+            let kit = guard(&state.locks).spare_kit(&name);
+            let granted = locks::wait_exclusive(&root, &name, kit);
+            let result = match granted {
+                // Dropping the description hands the lock back.
+                Ok(_) if send.is_closed() => return,
+                Ok((waited, token)) => {
+                    guard(&state.locks).add_waited(&name, owner, waited);
+                    Ok(Some(token))
                 }
-            })
-            .map_err(|e| io_error("cannot start a thread to wait for a lock", e))?;
+                Err(e) => Err(e),
+            };
+            if send.send(result).is_err() {
+                let _ = guard(&state.locks).release(&name, owner);
+            }
+        })
+        .map_err(|e| io_error("cannot start a thread to wait for a lock", e))?;
         receive.await.map_err(|_| Error::Backend {
             backend: NAME,
             source: "the thread waiting for a lock ended without an answer".into(),
