@@ -118,6 +118,9 @@ struct State {
     /// our session) while the backend may still list us: left on the backend at the next
     /// chance, so that nobody sees a member that believes it is gone.
     dropped: BTreeSet<GroupId>,
+    /// The earliest deadline when the heartbeat task last looked (it sleeps until then at
+    /// most): a grant due no sooner need not wake it.
+    watched: Option<Duration>,
 }
 
 /// What a deadline check found.
@@ -146,6 +149,7 @@ impl Session {
                 deadline: Some(sent.saturating_add(membership_lease)),
                 grants: HashMap::new(),
                 dropped: BTreeSet::new(),
+                watched: None,
             }),
             deadline_moved: Notify::new(),
         }
@@ -162,9 +166,11 @@ impl Session {
 
     /// The earliest deadline still running: the session's or a grant's.
     pub(crate) fn next_deadline(&self) -> Option<Duration> {
-        let state = self.state();
+        let mut state = self.state();
         let grants = state.grants.values().filter_map(|e| e.signal.deadline());
-        grants.chain(state.deadline).min()
+        let next = grants.chain(state.deadline).min();
+        state.watched = next;
+        next
     }
 
     /// Resolves when a deadline may have moved.
@@ -312,6 +318,13 @@ impl Session {
                 self.grant_lease.map(|lease| sent.saturating_add(lease))
             }
         };
+        // The heartbeat task wakes by the earliest deadline it saw; only an earlier one (or
+        // a membership) needs to tell it, which spares it a wake-up per grant.
+        let wake = match (&kind, deadline) {
+            (Kind::Membership(_), _) => true,
+            (_, Some(d)) => state.watched.is_none_or(|w| d < w),
+            (_, None) => false,
+        };
         let signal = Signal::new(deadline);
         let entry = Entry {
             kind,
@@ -319,7 +332,9 @@ impl Session {
         };
         state.grants.insert(owner, entry);
         drop(state);
-        self.deadline_moved.notify_one();
+        if wake {
+            self.deadline_moved.notify_one();
+        }
         Some(signal)
     }
 
@@ -421,6 +436,48 @@ mod tests {
             }
         );
         assert!(signal.lost().is_cancelled());
+    }
+
+    /// Whether the heartbeat task, waiting for a deadline to move, was told.
+    async fn told(session: &Session) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), session.deadline_moved())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn only_a_grant_due_before_the_watched_deadline_wakes_the_heartbeat() {
+        let start = clock::now();
+        let session = Session::new(TIMEOUT, Some(TIMEOUT), start);
+        let lock = |name: &str| Kind::Lock(name.into());
+        session.register(OwnerToken::generate(), lock("a"), start);
+        assert!(told(&session).await, "the first deadline");
+        // The task looks: it now sleeps towards the earliest deadline, start + 9 s.
+        assert_eq!(
+            session.next_deadline(),
+            Some(start + Duration::from_secs(9))
+        );
+        session.register(
+            OwnerToken::generate(),
+            lock("b"),
+            start + Duration::from_secs(1),
+        );
+        assert!(!told(&session).await, "a later deadline needs no wake-up");
+        let early = start.saturating_sub(Duration::from_secs(1));
+        session.register(OwnerToken::generate(), lock("c"), early);
+        assert!(told(&session).await, "an earlier deadline must wake it");
+        assert_eq!(
+            session.next_deadline(),
+            Some(early + Duration::from_secs(9))
+        );
+        // Without grant leases (the file backend) a lock is never due.
+        let unleased = Session::new(TIMEOUT, None, start);
+        assert!(unleased.next_deadline().is_some(), "the session's own");
+        unleased.register(OwnerToken::generate(), lock("d"), start);
+        assert!(!told(&unleased).await);
+        let group = Kind::Membership(GroupId::from("g"));
+        unleased.register(OwnerToken::generate(), group, start);
+        assert!(told(&unleased).await, "a membership always tells");
     }
 
     #[test]
