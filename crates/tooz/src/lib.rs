@@ -109,6 +109,23 @@
 //!   `select!`, a timeout) never leaves a grant held with no handle: the call finishes in the
 //!   background and hands back what it took. [`Coordinator::stop`] racing a grant ends with it
 //!   handed back.
+//! * **Waiting for a lock.** A waiter is woken by the release itself, not by polling, and a
+//!   releaser that asks again at once never takes the lock back ahead of a waiter, on every
+//!   backend but PostgreSQL and memcached ([`Supported::queued_lock_waits`]). The order each
+//!   backend serves waiters in:
+//!   * `memory://`, `redis://`, `etcd`, `zookeeper://`: arrival order (an in-process queue;
+//!     a queue beside the Redis key, whose release hands the lock to the first live waiter in
+//!     the same script and tells that waiter alone; etcd queue keys and kazoo's sequence
+//!     nodes, each waiter watching only the one before it).
+//!   * `mysql://`: the server's own queue for `GET_LOCK`.
+//!   * `file://`: the kernel's: waiters block in `F_OFD_SETLKW` (on threads kept for reuse)
+//!     and Linux hands a released lock to one of them, roughly in arrival order.
+//!   * `postgresql://`, `memcached://`: none — a release is announced (PostgreSQL's `NOTIFY`)
+//!     or not (memcached), and waiters try again with jittered back-off and race.
+//!
+//!   Python tooz's waiters poll (except on ZooKeeper, where they join the same queue, and on
+//!   MySQL and PostgreSQL, where they wait on the server): they still get a lock we release,
+//!   and we get one they release. `scripts/bench contention` measures all of this.
 //! * **Bounded waits.** Every backend call is bounded by the coordinator's operation timeout
 //!   (30 s by default, see [`CoordinatorBuilder::operation_timeout`]).
 //! * **Honest capabilities.** What a backend does not offer returns [`Error::Unsupported`];

@@ -87,6 +87,11 @@ pub(super) struct Storm {
     pub(super) min: usize,
     pub(super) max: usize,
     pub(super) lost_updates: i64,
+    /// Median time a grant was held (the counter's read-modify-write), ms.
+    pub(super) hold_median_ms: Option<f64>,
+    /// Median time from one grant's release call to the next grant, ms: the hand-off's cost,
+    /// which with a fair lock bounds grants per second with the hold.
+    pub(super) gap_median_ms: Option<f64>,
     pub(super) attempts_per_grant: Option<f64>,
     pub(super) commands_per_grant: Option<f64>,
     pub(super) busiest_per_grant: Vec<(String, f64)>,
@@ -107,11 +112,23 @@ pub(super) fn storm(run: &Run) -> Storm {
         per_worker[g.worker] += 1;
     }
     let all = run.grants.len() as f64;
+    let mut holds: Vec<f64> = grants
+        .iter()
+        .map(|g| (g.released as f64 - g.acquired as f64) / 1e6)
+        .collect();
+    holds.sort_by(f64::total_cmp);
+    let mut gaps: Vec<f64> = grants
+        .windows(2)
+        .map(|w| (w[1].acquired as f64 - w[0].released as f64) / 1e6)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
     Storm {
         per_second: grants.len() as f64 / run.seconds(),
         min: per_worker.iter().copied().min().unwrap_or(0),
         max: per_worker.iter().copied().max().unwrap_or(0),
         lost_updates: run.grants.len() as i64 - run.counter as i64,
+        hold_median_ms: percentile(&holds, 0.5),
+        gap_median_ms: percentile(&gaps, 0.5),
         attempts_per_grant: run.server.as_ref().map(|s| s.attempts as f64 / all),
         commands_per_grant: run.server.as_ref().map(|s| s.commands as f64 / all),
         busiest_per_grant: run

@@ -57,7 +57,19 @@ struct Backend {
     url: String,
     /// The server, to read its command counters (Redis only).
     redis: Option<redis::Client>,
+    /// Issue 11's throughput target applies (`file://` and `redis://`, the backends it named).
+    issue_targets: bool,
 }
+
+/// The server backends measured beside `file://` and `redis://`, by the scheme of their entry
+/// in `TOOZ_TEST_URLS` (the same URL serves Python tooz).
+const OTHER_SERVERS: [&str; 5] = [
+    "memcached://",
+    "postgresql://",
+    "mysql://",
+    "etcd3+http://",
+    "zookeeper://",
+];
 
 /// One side's figures on one backend; `Err` says why a workload has none.
 #[derive(Debug)]
@@ -68,7 +80,7 @@ struct Measured {
 
 #[derive(Debug, Default)]
 struct Report {
-    targets: Vec<(bool, String)>,
+    targets: Vec<(Verdict, String)>,
     /// A workload could not be run (not merely a missed target).
     broken: bool,
 }
@@ -89,26 +101,54 @@ pub(super) fn run() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let file = Backend {
-        label: "file://",
-        url: format!("file://{}", dir.join("tooz").display()),
-        redis: None,
-    };
-    bench_backend(&file, &ours, python.as_ref(), &dir, &mut report);
-    println!();
-    match redis_backend() {
-        Ok(redis) => {
-            bench_backend(&redis, &ours, python.as_ref(), &dir, &mut report);
-            clean_namespace(&redis);
+    // `TOOZ_CONTENTION_BACKEND=file` (or `redis`, `mysql`, ...) measures that backend alone.
+    let only = std::env::var("TOOZ_CONTENTION_BACKEND").ok();
+    let wanted = |label: &str| only.as_deref().is_none_or(|o| label.starts_with(o));
+    if wanted("file") {
+        let file = Backend {
+            label: "file://",
+            url: format!("file://{}", dir.join("tooz").display()),
+            redis: None,
+            issue_targets: true,
+        };
+        bench_backend(&file, &ours, python.as_ref(), &dir, &mut report);
+        println!();
+    }
+    if wanted("redis") {
+        match redis_backend() {
+            Ok(redis) => {
+                bench_backend(&redis, &ours, python.as_ref(), &dir, &mut report);
+                clean_namespace(&redis);
+            }
+            Err(e) => println!("redis://: not measured ({e})"),
         }
-        Err(e) => println!("redis://: not measured ({e})"),
+        println!();
+    }
+    let test_urls = std::env::var("TOOZ_TEST_URLS").unwrap_or_default();
+    for scheme in OTHER_SERVERS.into_iter().filter(|s| wanted(s)) {
+        match test_urls.split_whitespace().find(|u| u.starts_with(scheme)) {
+            Some(url) => {
+                let server = Backend {
+                    label: scheme,
+                    url: url.to_owned(),
+                    redis: None,
+                    issue_targets: false,
+                };
+                bench_backend(&server, &ours, python.as_ref(), &dir, &mut report);
+            }
+            None => println!("{scheme}: not measured (no {scheme} URL in TOOZ_TEST_URLS)"),
+        }
+        println!();
     }
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
-    println!("issue 11 targets (this run):");
-    for (pass, line) in &report.targets {
-        println!("{} {line}", if *pass { "PASS" } else { "MISS" });
+    println!(
+        "issue 11 targets (this run; `info`: shown, not judged, on a backend the issue set no"
+    );
+    println!("target for; no lost update is judged everywhere):");
+    for (verdict, line) in &report.targets {
+        println!("{} {line}", verdict.word());
     }
     if report.broken {
         ExitCode::FAILURE
@@ -139,6 +179,7 @@ fn redis_backend() -> Result<Backend, String> {
         label: "redis://",
         url: format!("{server}?namespace={namespace}"),
         redis: Some(client),
+        issue_targets: true,
     })
 }
 
@@ -196,6 +237,28 @@ fn bench_backend(
     check_targets(backend, &ours_figures, &python_figures, report);
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Miss,
+    /// Shown, not judged: a backend the issue set no target for.
+    Info,
+}
+
+impl Verdict {
+    fn judged(pass: bool) -> Self {
+        if pass { Self::Pass } else { Self::Miss }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Miss => "MISS",
+            Self::Info => "info",
+        }
+    }
+}
+
 fn measure(backend: &Backend, side: &Side, dir: &Path, report: &mut Report) -> Measured {
     let mut run = |mode| {
         let result = run_workload(backend, side, mode, dir);
@@ -214,7 +277,13 @@ fn measure(backend: &Backend, side: &Side, dir: &Path, report: &mut Report) -> M
 /// Starts the workers of one workload, lets them loop for [`RUN`] and collects their logs
 /// and the server's counters.
 fn run_workload(backend: &Backend, side: &Side, mode: Mode, dir: &Path) -> Result<Run, String> {
-    let lock = format!("contention-{}-{}", mode.arg(), side.name());
+    // Unique to this run: servers keep what earlier runs left (fencing counters, lock nodes).
+    let lock = format!(
+        "contention-{}-{}-{}",
+        mode.arg(),
+        side.name(),
+        std::process::id()
+    );
     let counter = dir
         .join("counters")
         .join(format!("{}-{}", side.name(), mode.arg()));
@@ -342,7 +411,7 @@ enum Better {
 fn print_block(backend: &Backend, ours: &Measured, python: &Measured) {
     println!(
         "contention on {} ({}, {} cores), ours vs Python tooz 9.1.0, one run",
-        backend.url,
+        shown_url(&backend.url),
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -438,6 +507,22 @@ fn print_block(backend: &Backend, ours: &Measured, python: &Measured) {
             server_only: false,
         },
         Row {
+            label: "storm: hold median ms",
+            ours: st(ours, |s| s.hold_median_ms),
+            python: st(python, |s| s.hold_median_ms),
+            format: |v| format!("{v:.3}"),
+            better: Better::Neither,
+            server_only: false,
+        },
+        Row {
+            label: "storm: release to next grant median ms",
+            ours: st(ours, |s| s.gap_median_ms),
+            python: st(python, |s| s.gap_median_ms),
+            format: |v| format!("{v:.3}"),
+            better: Better::Lower,
+            server_only: false,
+        },
+        Row {
             label: "storm: acquire attempts per grant",
             ours: st(ours, |s| s.attempts_per_grant),
             python: st(python, |s| s.attempts_per_grant),
@@ -462,6 +547,18 @@ fn print_block(backend: &Backend, ours: &Measured, python: &Measured) {
     }
     for (side, m) in [("ours", ours), ("python", python)] {
         print_troubles(side, m);
+    }
+}
+
+/// The URL with any password masked: `TOOZ_TEST_URLS` may carry one.
+fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(a URL that does not parse)".to_owned(),
     }
 }
 
@@ -517,52 +614,67 @@ fn print_troubles(side: &str, m: &Measured) {
     }
 }
 
-/// Adds the issue's targets for this backend to the report.
+/// Adds the issue's targets for this backend to the report: judged on the backends the issue
+/// named, shown on the others (their hand-off is bounded by the server's durable write, an
+/// fsync on etcd and ZooKeeper, and PostgreSQL's and memcached's waiters poll); correctness
+/// is judged everywhere.
 fn check_targets(backend: &Backend, ours: &Measured, python: &Measured, report: &mut Report) {
     let label = backend.label;
-    let mut check =
-        |pass: bool, what: String| report.targets.push((pass, format!("{label:<9} {what}")));
-    match (&ours.storm, &python.storm) {
-        (Ok(o), Ok(p)) => {
-            let ratio = o.per_second / p.per_second;
-            check(
-                ratio >= 2.0,
-                format!("storm: grants/s >= 2x Python's ({ratio:.2}x)"),
-            );
+    let mut check = |verdict: Verdict, what: String| {
+        report
+            .targets
+            .push((verdict, format!("{label:<13} {what}")))
+    };
+    let target = |pass: bool| {
+        if backend.issue_targets {
+            Verdict::judged(pass)
+        } else {
+            Verdict::Info
         }
-        _ => check(
-            false,
-            "storm: grants/s >= 2x Python's (not measured)".into(),
-        ),
+    };
+    if backend.issue_targets {
+        match (&ours.storm, &python.storm) {
+            (Ok(o), Ok(p)) => {
+                let ratio = o.per_second / p.per_second;
+                check(
+                    Verdict::judged(ratio >= 2.0),
+                    format!("storm: grants/s >= 2x Python's ({ratio:.2}x)"),
+                );
+            }
+            _ => check(
+                Verdict::Miss,
+                "storm: grants/s >= 2x Python's (not measured)".into(),
+            ),
+        }
     }
     match &ours.storm {
         Ok(o) => {
             if backend.redis.is_some() {
                 let attempts = o.attempts_per_grant.unwrap_or(f64::INFINITY);
                 check(
-                    attempts <= 1.5,
+                    Verdict::judged(attempts <= 1.5),
                     format!("storm: acquire attempts per grant <= 1.5 ({attempts:.2})"),
                 );
             }
             let spread = o.spread();
             check(
-                spread <= 2.0,
+                target(spread <= 2.0),
                 format!("storm: per-process max/min grants <= 2 ({spread:.2})"),
             );
             check(
-                o.lost_updates == 0 && o.overlaps == 0,
+                Verdict::judged(o.lost_updates == 0 && o.overlaps == 0),
                 format!(
                     "storm: no lost update, no overlapping grant ({} lost, {} overlapping)",
                     o.lost_updates, o.overlaps
                 ),
             );
         }
-        Err(_) => check(false, "storm: not measured".into()),
+        Err(_) => check(Verdict::Miss, "storm: not measured".into()),
     }
     match &ours.ping_pong {
         Ok(h) => {
             check(
-                h.share >= 0.9,
+                target(h.share >= 0.9),
                 format!(
                     "ping-pong: hand-offs >= 90% of grants ({:.1}%)",
                     h.share * 100.0
@@ -570,13 +682,13 @@ fn check_targets(backend: &Backend, ours: &Measured, python: &Measured, report: 
             );
             let median = h.median_ms.unwrap_or(f64::INFINITY);
             check(
-                median <= 1.0,
+                target(median <= 1.0),
                 format!(
                     "ping-pong: median wake-up <= 1 ms ({median:.3} ms over {} hand-offs)",
                     h.count
                 ),
             );
         }
-        Err(_) => check(false, "ping-pong: not measured".into()),
+        Err(_) => check(Verdict::Miss, "ping-pong: not measured".into()),
     }
 }

@@ -55,7 +55,15 @@ pub(super) fn run(mode: &str) -> Result<(), String> {
         .map_err(|e| format!("warm-up grant: {e}"))?;
     say("ready")?;
     let (start, end) = read_go()?;
-    let grants = runtime.block_on(grant_loop(&lock, mode, &args, start, end))?;
+    // On a worker thread, as a task: `block_on` would run the loop on this thread, so every
+    // reply read by a worker would have to wake this one (a futex wake per round trip).
+    let (hold, counter) = (args.hold, args.counter);
+    let grants = runtime
+        .block_on(async move {
+            tokio::spawn(async move { grant_loop(&lock, mode, hold, &counter, start, end).await })
+                .await
+        })
+        .map_err(|e| format!("grant loop: {e}"))??;
     report(&grants)?;
     // Stay connected until the parent has read the server's counters.
     std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
@@ -89,7 +97,8 @@ fn read_go() -> Result<(u64, u64), String> {
 async fn grant_loop(
     lock: &Lock,
     mode: Mode,
-    args: &Args,
+    hold: Duration,
+    counter: &Path,
     start: u64,
     end: u64,
 ) -> Result<Vec<(u64, u64)>, String> {
@@ -99,10 +108,10 @@ async fn grant_loop(
         let guard = lock.acquire().await.map_err(|e| format!("acquire: {e}"))?;
         let acquired = monotonic_ns();
         match mode {
-            Mode::PingPong => tokio::time::sleep(args.hold).await,
+            Mode::PingPong => tokio::time::sleep(hold).await,
             // Blocking file I/O on the runtime: a few microseconds, and it is the point of
             // the workload that nothing else happens while the lock is held.
-            Mode::Storm => bump(&args.counter)?,
+            Mode::Storm => bump(counter)?,
         }
         let released = monotonic_ns();
         guard.release().await.map_err(|e| format!("release: {e}"))?;

@@ -174,8 +174,10 @@ pub struct Supported {
     /// the lock comes free, and hands the lock straight back. Elsewhere a waiter that gives up
     /// leaves the line at once.
     pub blocking_lock_waits: bool,
-    /// Lock waiters are served in arrival order, and a releaser that asks again at once
-    /// queues behind them (memory, file, redis); elsewhere waiters poll and race.
+    /// Lock waiters are woken by the release and served in order (arrival order, or on
+    /// `file://` the kernel's), and a releaser that asks again at once queues behind them
+    /// (memory, file, redis, mysql, etcd, zookeeper); elsewhere (postgresql, memcached)
+    /// waiters try again with back-off and race.
     pub queued_lock_waits: bool,
     /// Fencing tokens rest on data the backend keeps; `false` on memcached, whose counters
     /// can be evicted or lost in a restart (see its driver's docs): a best effort there.
