@@ -48,7 +48,7 @@ pub(crate) async fn run(
     loop {
         // Deadlines are in boot time; nap towards them so a resume from suspend is noticed.
         let left = session
-            .next_deadline()
+            .watch_next_deadline()
             .map(|d| d.saturating_sub(clock::now()));
         let beat_due = in_flight.is_none() && next_beat.is_some();
         tokio::select! {

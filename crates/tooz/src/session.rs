@@ -164,8 +164,9 @@ impl Session {
         self.state().deadline.is_some_and(|d| clock::now() < d)
     }
 
-    /// The earliest deadline still running: the session's or a grant's.
-    pub(crate) fn next_deadline(&self) -> Option<Duration> {
+    /// The earliest deadline still running: the session's or a grant's. Only the heartbeat
+    /// task calls this: the answer is recorded as the deadline it watches (see `register`).
+    pub(crate) fn watch_next_deadline(&self) -> Option<Duration> {
         let mut state = self.state();
         let grants = state.grants.values().filter_map(|e| e.signal.deadline());
         let next = grants.chain(state.deadline).min();
@@ -426,7 +427,10 @@ mod tests {
             .register(owner, Kind::Lock("l".into()), sent)
             .unwrap();
         assert!(!signal.is_live(), "its own lease ran out");
-        assert_eq!(session.next_deadline(), Some(sent + Duration::from_secs(9)));
+        assert_eq!(
+            session.watch_next_deadline(),
+            Some(sent + Duration::from_secs(9))
+        );
         let expired = session.expire_due(clock::now());
         assert_eq!(
             expired,
@@ -454,7 +458,7 @@ mod tests {
         assert!(told(&session).await, "the first deadline");
         // The task looks: it now sleeps towards the earliest deadline, start + 9 s.
         assert_eq!(
-            session.next_deadline(),
+            session.watch_next_deadline(),
             Some(start + Duration::from_secs(9))
         );
         session.register(
@@ -467,12 +471,15 @@ mod tests {
         session.register(OwnerToken::generate(), lock("c"), early);
         assert!(told(&session).await, "an earlier deadline must wake it");
         assert_eq!(
-            session.next_deadline(),
+            session.watch_next_deadline(),
             Some(early + Duration::from_secs(9))
         );
         // Without grant leases (the file backend) a lock is never due.
         let unleased = Session::new(TIMEOUT, None, start);
-        assert!(unleased.next_deadline().is_some(), "the session's own");
+        assert!(
+            unleased.watch_next_deadline().is_some(),
+            "the session's own"
+        );
         unleased.register(OwnerToken::generate(), lock("d"), start);
         assert!(!told(&unleased).await);
         let group = Kind::Membership(GroupId::from("g"));

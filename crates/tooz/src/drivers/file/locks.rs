@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 
 use super::ofd::{self, Kind};
 use super::paths::{self, PRIVATE_DIR, sha1_hex};
@@ -41,6 +41,10 @@ const MAX_IDLE: usize = 256;
 /// Spare [`WaitKit`]s kept per lock: one per wait this coordinator runs at once on it, up to
 /// this many.
 const MAX_SPARE_KITS: usize = 2;
+/// Spare kits kept by one coordinator over all its locks (two descriptors each): beyond this, a
+/// released waited grant's descriptions are closed, so that waiting on many locks keeps the
+/// descriptor count within [`MAX_IDLE`]'s bound plus this.
+const MAX_SPARE_KITS_TOTAL: usize = 32;
 
 #[derive(Debug)]
 struct Slot {
@@ -75,6 +79,8 @@ pub(crate) struct LockTable {
     slots: HashMap<LockName, Slot>,
     /// Grants won by a kernel wait, each on a description of its own.
     waited: HashMap<OwnerToken, (LockName, Waited)>,
+    /// Spare kits in all slots (at most [`MAX_SPARE_KITS_TOTAL`]).
+    spares: usize,
 }
 
 /// Opens (creating) the waiting marker of lock `name`.
@@ -121,7 +127,9 @@ pub(crate) fn wait_exclusive(
             file: paths::open_lock(root, name)?,
         },
     };
-    // Shared: waiters do not exclude each other, only show that someone waits.
+    // Shared: waiters do not exclude each other, only show that someone waits. Nothing ever
+    // locks a marker exclusively, so this is never refused (were it, the wait would only go
+    // unseen by releasers: a question of fairness, not of exclusion).
     ofd::try_lock(&marker, Kind::Shared)
         .map_err(|e| io_error(name, "cannot mark a waiter on", e))?;
     file.write_all_at(&[1], CONTENDED_AT)
@@ -239,9 +247,13 @@ impl LockTable {
         self.waited.insert(owner, (name.clone(), waited));
     }
 
-    /// Descriptions kept from an earlier wait on `name`, if any.
+    /// Descriptions kept from an earlier wait on `name`, if any — not if its lock file has
+    /// since been unlinked (a wait there would exclude nobody who opens the path anew).
     pub(crate) fn spare_kit(&mut self, name: &LockName) -> Option<WaitKit> {
-        self.slots.get_mut(name)?.spare_kits.pop()
+        let kit = self.slots.get_mut(name)?.spare_kits.pop()?;
+        self.spares -= 1;
+        let linked = kit.file.metadata().is_ok_and(|m| m.nlink() > 0);
+        linked.then_some(kit)
     }
 
     pub(crate) fn release(&mut self, name: &LockName, owner: OwnerToken) -> Result<bool> {
@@ -254,9 +266,11 @@ impl LockTable {
             ofd::unlock(&waited.file).map_err(|e| io_error(name, "cannot unlock", e))?;
             if let (Some(marker), Some(slot)) = (waited.marker, self.slots.get_mut(name))
                 && slot.spare_kits.len() < MAX_SPARE_KITS
+                && self.spares < MAX_SPARE_KITS_TOTAL
             {
                 let file = waited.file;
                 slot.spare_kits.push(WaitKit { file, marker });
+                self.spares += 1;
             }
             return Ok(true);
         }
@@ -279,9 +293,11 @@ impl LockTable {
     /// idle allowance. Only this one entry is looked at, so the cost stays constant however
     /// many locks are held.
     fn close_if_idle(&mut self, name: &LockName) {
-        if self.slots.len() > MAX_IDLE && self.slots.get(name).is_some_and(|s| s.holders.is_empty())
+        if self.slots.len() > MAX_IDLE
+            && self.slots.get(name).is_some_and(|s| s.holders.is_empty())
+            && let Some(slot) = self.slots.remove(name)
         {
-            self.slots.remove(name);
+            self.spares -= slot.spare_kits.len();
         }
     }
 
@@ -289,6 +305,7 @@ impl LockTable {
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
         self.waited.clear();
+        self.spares = 0;
     }
 }
 
@@ -337,9 +354,9 @@ mod tests {
             std::thread::spawn(move || wait_exclusive(&root, &name, None).unwrap())
         };
         let lock_file = paths::open_lock(&root, &name).unwrap();
-        while !marked_contended(&lock_file).unwrap() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_until("the waiter marks the lock contended", || {
+            marked_contended(&lock_file).unwrap()
+        });
         holder.release(&name, first.owner).unwrap();
         let again = holder.try_acquire(&root, request(&name)).unwrap();
         assert!(
@@ -352,6 +369,42 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Polls `done` until it holds, failing the test after 10 s rather than hanging it.
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < give_up, "timed out: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// `waiter` wins `name` by a kernel wait (on a spare kit if it has one) from a holder
+    /// that releases it: returns the grant's owner and token, the grant recorded in `waiter`.
+    fn won_by_waiting(root: &File, name: &LockName, waiter: &mut LockTable) -> (OwnerToken, u64) {
+        let mut holder = LockTable::default();
+        let held = request(name);
+        assert!(holder.try_acquire(root, held).unwrap().is_some());
+        let wanted = request(name);
+        assert!(waiter.try_acquire(root, wanted).unwrap().is_none());
+        let kit = waiter.spare_kit(name);
+        let waiting = {
+            let (root, name) = (root.try_clone().unwrap(), name.clone());
+            std::thread::spawn(move || wait_exclusive(&root, &name, kit).unwrap())
+        };
+        let marker = open_marker(root, name).unwrap();
+        wait_until("the waiter shows on the marker", || {
+            ofd::locked_elsewhere(&marker, Kind::Exclusive).unwrap()
+        });
+        holder.release(name, held.owner).unwrap();
+        let (waited, token) = waiting.join().unwrap();
+        assert!(
+            !ofd::locked_elsewhere(&marker, Kind::Exclusive).unwrap(),
+            "a granted waiter still shows as waiting"
+        );
+        waiter.add_waited(name, wanted.owner, waited);
+        (wanted.owner, token.get())
+    }
+
     /// A kernel waiter's descriptions are kept when its grant is released — unlocked, both
     /// the lock file's (others take the lock at once) and the marker's (nobody is shown
     /// waiting) — and serve the next wait.
@@ -361,39 +414,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let root = File::open(&dir).unwrap();
         let name = LockName::from("kit");
-        let (mut holder, mut waiter, mut other) = (
-            LockTable::default(),
-            LockTable::default(),
-            LockTable::default(),
-        );
+        let (mut waiter, mut other) = (LockTable::default(), LockTable::default());
+        let lock_file = paths::open_lock(&root, &name).unwrap();
         let mut last_token = 0;
         for round in 0..3 {
-            let held = request(&name);
-            assert!(holder.try_acquire(&root, held).unwrap().is_some());
-            let wanted = request(&name);
-            assert!(waiter.try_acquire(&root, wanted).unwrap().is_none());
-            let kit = waiter.spare_kit(&name);
-            assert_eq!(kit.is_some(), round > 0, "round {round}: a spare kit");
-            let waiting = {
-                let (root, name) = (root.try_clone().unwrap(), name.clone());
-                std::thread::spawn(move || wait_exclusive(&root, &name, kit).unwrap())
-            };
-            let lock_file = paths::open_lock(&root, &name).unwrap();
-            let marker = open_marker(&root, &name).unwrap();
-            while !ofd::locked_elsewhere(&marker, Kind::Exclusive).unwrap() {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            holder.release(&name, held.owner).unwrap();
-            let (waited, token) = waiting.join().unwrap();
-            assert!(token.get() > last_token, "round {round}: token order");
-            last_token = token.get();
-            assert!(
-                !ofd::locked_elsewhere(&marker, Kind::Exclusive).unwrap(),
-                "round {round}: a granted waiter still shows as waiting"
+            let spares_before = waiter.spares;
+            let (owner, token) = won_by_waiting(&root, &name, &mut waiter);
+            assert_eq!(
+                spares_before,
+                usize::from(round > 0),
+                "round {round}: spare kits"
             );
-            waiter.add_waited(&name, wanted.owner, waited);
+            assert!(token > last_token, "round {round}: token order");
+            last_token = token;
             assert!(!ofd::try_lock(&lock_file, Kind::Shared).unwrap());
-            assert!(waiter.release(&name, wanted.owner).unwrap());
+            assert!(waiter.release(&name, owner).unwrap());
+            assert_eq!(waiter.spares, 1, "round {round}: the kit kept");
             let probe = request(&name);
             assert!(
                 other.try_acquire(&root, probe).unwrap().is_some(),
@@ -401,7 +437,28 @@ mod tests {
             );
             other.release(&name, probe.owner).unwrap();
         }
-        assert!(waiter.spare_kit(&name).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spare_kits_stay_within_their_bound_over_many_locks() {
+        let dir = std::env::temp_dir().join(format!("tooz-lock-kits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = File::open(&dir).unwrap();
+        let mut waiter = LockTable::default();
+        for i in 0..MAX_SPARE_KITS_TOTAL + 8 {
+            let name = LockName::from(format!("k{i}"));
+            let (owner, _) = won_by_waiting(&root, &name, &mut waiter);
+            assert!(waiter.release(&name, owner).unwrap());
+        }
+        let kept: usize = waiter.slots.values().map(|s| s.spare_kits.len()).sum();
+        assert_eq!(kept, waiter.spares);
+        assert_eq!(kept, MAX_SPARE_KITS_TOTAL);
+        // A kit whose lock file was unlinked since is not used again.
+        std::fs::remove_file(dir.join("k0")).unwrap();
+        assert!(waiter.spare_kit(&LockName::from("k0")).is_none());
+        assert!(waiter.spare_kit(&LockName::from("k1")).is_some());
+        assert_eq!(waiter.spares, MAX_SPARE_KITS_TOTAL - 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

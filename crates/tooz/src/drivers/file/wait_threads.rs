@@ -78,26 +78,14 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.trim() == name)
-            .count()
-    }
-
     #[test]
     fn a_finished_wait_thread_takes_the_next_job_instead_of_a_new_thread() {
-        let done = Arc::new(AtomicUsize::new(0));
         let (tell, told) = mpsc::channel();
+        let mut threads = std::collections::HashSet::new();
         for _ in 0..50 {
-            let (done, tell) = (Arc::clone(&done), tell.clone());
-            run(move || {
-                done.fetch_add(1, Ordering::SeqCst);
-                tell.send(()).unwrap();
-            })
-            .unwrap();
-            told.recv_timeout(Duration::from_secs(5)).unwrap();
+            let tell = tell.clone();
+            run(move || tell.send(std::thread::current().id()).unwrap()).unwrap();
+            threads.insert(told.recv_timeout(Duration::from_secs(10)).unwrap());
             // Let the thread offer itself again before the next job (as a release, a hold
             // and a new attempt take far longer than this in a real hand-off).
             for _ in 0..1000 {
@@ -107,25 +95,37 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        assert_eq!(done.load(Ordering::SeqCst), 50);
-        // Other tests of this process may run waits at the same time; one thread per job
-        // would leave far more than a few.
-        let threads = threads_named("tooz-lock-wait");
-        assert!(threads <= 8, "{threads} wait threads for 50 jobs in turn");
+        // Other tests of this process may run jobs at the same time (a few threads), but a
+        // thread per job would be 50.
+        assert!(
+            threads.len() <= 8,
+            "{} threads ran 50 jobs in turn",
+            threads.len()
+        );
     }
 
     #[test]
     fn jobs_at_once_each_get_a_thread() {
         let count = 6;
-        let barrier = Arc::new(std::sync::Barrier::new(count + 1));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (tell, told) = mpsc::channel();
         for _ in 0..count {
-            let barrier = Arc::clone(&barrier);
+            let (started, tell) = (Arc::clone(&started), tell.clone());
             run(move || {
-                barrier.wait();
+                started.fetch_add(1, Ordering::SeqCst);
+                // Each job waits for all to start: a job queued behind another never would.
+                let give_up = std::time::Instant::now() + Duration::from_secs(10);
+                while started.load(Ordering::SeqCst) < count && std::time::Instant::now() < give_up
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                tell.send(started.load(Ordering::SeqCst)).unwrap();
             })
             .unwrap();
         }
-        // Every job blocks until all run: a job queued behind another would hang here.
-        barrier.wait();
+        for _ in 0..count {
+            let seen = told.recv_timeout(Duration::from_secs(20)).unwrap();
+            assert_eq!(seen, count, "a job ran only after another had finished");
+        }
     }
 }
