@@ -8,6 +8,8 @@
 mod peer;
 #[path = "interop/python.rs"]
 mod python;
+#[path = "interop/waiting.rs"]
+mod waiting;
 
 use std::time::Duration;
 
@@ -144,6 +146,31 @@ async fn python_and_rust_share_a_directory() {
     assert_eq!(agreed, 700);
     part.leave().await.unwrap();
 
+    rust.stop().await.unwrap();
+    let _ = py.try_call(json!({"op": "stop"}));
+    drop(py);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_on_either_side_get_the_lock_the_other_releases() {
+    let Some(python) = python() else {
+        eprintln!("TOOZ_PYTHON is not set: skipping (scripts/test runs it)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tooz-file-waiting-{}", std::process::id()));
+    let url = format!("file://{}", dir.display());
+    let mut py = Peer::spawn(&python);
+    py.call(json!({"op": "start", "url": url, "member": "py-waits"}));
+    let rust = Coordinator::connect(&url, "rs-waits").await.unwrap();
+    // Ours waits in the kernel, which wakes it at Python's release as at anyone's; Python's
+    // blocking acquire polls (fasteners: every 10 ms, backing off to 100 ms).
+    let bounds = waiting::Bounds {
+        ours: Duration::from_millis(500),
+        python: Duration::from_secs(2),
+    };
+    let mut py =
+        waiting::waiters_get_what_the_other_side_releases(&rust, py, "jobs/waited", bounds).await;
     rust.stop().await.unwrap();
     let _ = py.try_call(json!({"op": "stop"}));
     drop(py);

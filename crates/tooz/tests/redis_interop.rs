@@ -10,6 +10,8 @@ mod peer;
 mod python;
 #[path = "support/redis_url.rs"]
 mod redis_url;
+#[path = "interop/waiting.rs"]
+mod waiting;
 
 use std::time::Duration;
 
@@ -135,6 +137,32 @@ async fn python_and_rust_share_a_redis_server() {
 
     rust.leave_group("shared").await.unwrap();
     rust.delete_group("shared").await.unwrap();
+    rust.stop().await.unwrap();
+    let _ = py.try_call(json!({"op": "stop"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_on_either_side_get_the_lock_the_other_releases() {
+    let (Some(python), Some(base)) = (python(), redis_url()) else {
+        eprintln!(
+            "TOOZ_PYTHON or a redis:// TOOZ_TEST_URLS is missing: skipping (scripts/test runs it)"
+        );
+        return;
+    };
+    let base = base.split('?').next().unwrap().to_owned();
+    let url = format!("{base}?namespace=_tooz_itw{}", std::process::id());
+    let mut py = Peer::spawn(&python);
+    py.call(json!({"op": "start", "url": url, "member": "py-waits"}));
+    let rust = Coordinator::connect(&url, "rs-waits").await.unwrap();
+    // Python's release announces nothing: ours finds the lock free by its jittered poll (at
+    // most half a second apart), and takes it as the head of the queue. Python's blocking
+    // acquire polls every 100 ms (redis-py's lock).
+    let bounds = waiting::Bounds {
+        ours: Duration::from_millis(1500),
+        python: Duration::from_secs(2),
+    };
+    let mut py =
+        waiting::waiters_get_what_the_other_side_releases(&rust, py, "waited", bounds).await;
     rust.stop().await.unwrap();
     let _ = py.try_call(json!({"op": "stop"}));
 }
