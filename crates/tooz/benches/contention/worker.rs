@@ -114,7 +114,13 @@ async fn grant_loop(
             Mode::Storm => bump(counter)?,
         }
         let released = monotonic_ns();
-        guard.release().await.map_err(|e| format!("release: {e}"))?;
+        // Whether the loss signal had fired says whose the error is (a loss reported, or a
+        // release the backend did not confirm).
+        let held = guard.is_held();
+        guard
+            .release()
+            .await
+            .map_err(|e| format!("release: {e} (is_held() said {held} just before)"))?;
         grants.push((acquired, released));
     }
     Ok(grants)

@@ -4,6 +4,8 @@
 //! its node (its place in the queue) and watches only its predecessor; a try that is refused
 //! deletes its node at once. The fencing token is the contender's czxid.
 
+use std::collections::HashMap;
+
 use zookeeper_client::{CreateMode, Error as ZkError};
 
 use super::{Contender, NAME, Session, ZookeeperBackend, error, paths, token};
@@ -111,6 +113,7 @@ impl ZookeeperBackend {
             predecessor: None,
             session: session.id,
             abandoned: false,
+            withdrawing: false,
         };
         self.contenders().insert(owner, in_doubt.clone());
         let options = self.create_options(CreateMode::EphemeralSequential);
@@ -143,27 +146,44 @@ impl ZookeeperBackend {
     /// Withdraws grant `owner`'s contender under `dir` (a release, a resignation, a waiter
     /// giving up): whether a node of ours was there to delete.
     pub(super) async fn withdraw(&self, dir: &str, owner: OwnerToken) -> Result<bool> {
+        self.withdraw_by(dir, owner, Withdrawer::Holder).await
+    }
+
+    async fn withdraw_by(&self, dir: &str, owner: OwnerToken, by: Withdrawer) -> Result<bool> {
         // Marked first: if this fails, heartbeats withdraw it later (see
         // `withdraw_abandoned`).
-        let contender = self.contenders().get_mut(&owner).map(|c| {
-            c.abandoned = true;
-            c.clone()
-        });
-        let Some(contender) = contender.filter(|c| c.dir == dir) else {
+        let Some(contender) = claim(&mut self.contenders(), dir, owner, by) else {
             return Ok(false);
         };
+        let withdrawn = self.delete_contender(&contender, owner).await;
+        let mut contenders = self.contenders();
+        match &withdrawn {
+            Ok(_) => {
+                contenders.remove(&owner);
+            }
+            // Left to the next heartbeat.
+            Err(_) => {
+                if let Some(c) = contenders.get_mut(&owner) {
+                    c.withdrawing = false;
+                }
+            }
+        }
+        withdrawn
+    }
+
+    /// Deletes a claimed contender's node: whether it was there (`false` if its session, and
+    /// the node with it, is gone).
+    async fn delete_contender(&self, contender: &Contender, owner: OwnerToken) -> Result<bool> {
         let session = match self.session() {
             Ok(session) if session.id == contender.session => session,
             // Its session ended, and the node with it.
-            Ok(_) | Err(Error::SessionLost { .. }) => {
-                self.contenders().remove(&owner);
-                return Ok(false);
-            }
+            Ok(_) | Err(Error::SessionLost { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
         let client = &session.client;
-        let node = match contender.node {
-            Some(node) => Some(node),
+        let dir = &contender.dir;
+        let node = match &contender.node {
+            Some(node) => Some(node.clone()),
             None => {
                 // Its creation's answer was lost: found by the owner's prefix, if it was made.
                 let prefix = paths::owner_prefix(owner.as_u128());
@@ -177,37 +197,106 @@ impl ZookeeperBackend {
                 }
             }
         };
-        let deleted = match node {
-            Some(node) => {
-                let path = format!("{dir}/{node}");
-                match self
-                    .call("releasing a lock", client.delete(&path, None))
-                    .await?
-                {
-                    Ok(()) => true,
-                    Err(ZkError::NoNode) => false,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            None => false,
+        let Some(node) = node else {
+            return Ok(false);
         };
-        self.contenders().remove(&owner);
-        Ok(deleted)
+        let path = format!("{dir}/{node}");
+        match self
+            .call("releasing a lock", client.delete(&path, None))
+            .await?
+        {
+            Ok(()) => Ok(true),
+            Err(ZkError::NoNode) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// Withdraws every contender whose withdrawal failed, best effort (the next heartbeat
-    /// tries again what fails now).
+    /// Withdraws the contenders whose withdrawal began and failed (heartbeats call this).
     pub(super) async fn withdraw_abandoned(&self) {
-        let abandoned: Vec<(OwnerToken, String)> = self
-            .contenders()
-            .iter()
-            .filter(|(_, c)| c.abandoned)
-            .map(|(owner, c)| (*owner, c.dir.clone()))
-            .collect();
+        let abandoned = unclaimed_abandoned(&self.contenders());
         for (owner, dir) in abandoned {
-            if let Err(e) = self.withdraw(&dir, owner).await {
+            if let Err(e) = self.withdraw_by(&dir, owner, Withdrawer::Heartbeat).await {
                 tracing::debug!(backend = NAME, error = %e, "a contender is still to withdraw");
             }
         }
+    }
+}
+
+/// Who withdraws a contender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Withdrawer {
+    /// Its holder or waiter (a release, a resignation, giving up).
+    Holder,
+    /// A heartbeat finishing a withdrawal that failed.
+    Heartbeat,
+}
+
+/// Claims `owner`'s contender under `dir` for a withdrawal: marks it abandoned (so that a
+/// failed withdrawal is finished by heartbeats) and under way. A heartbeat does not claim one
+/// already under way: only the holder's own withdrawal may find its node, so that a release
+/// never hears "already gone" because a heartbeat deleted the node first.
+fn claim(
+    contenders: &mut HashMap<OwnerToken, Contender>,
+    dir: &str,
+    owner: OwnerToken,
+    by: Withdrawer,
+) -> Option<Contender> {
+    let contender = contenders.get_mut(&owner).filter(|c| c.dir == dir)?;
+    if by == Withdrawer::Heartbeat && contender.withdrawing {
+        return None;
+    }
+    contender.abandoned = true;
+    contender.withdrawing = true;
+    Some(contender.clone())
+}
+
+/// The abandoned contenders no withdrawal is under way for, with their lock's node.
+fn unclaimed_abandoned(contenders: &HashMap<OwnerToken, Contender>) -> Vec<(OwnerToken, String)> {
+    contenders
+        .iter()
+        .filter(|(_, c)| c.abandoned && !c.withdrawing)
+        .map(|(owner, c)| (*owner, c.dir.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contender(dir: &str) -> Contender {
+        Contender {
+            dir: dir.to_owned(),
+            node: Some("n".into()),
+            czxid: 1,
+            predecessor: None,
+            session: 7,
+            abandoned: false,
+            withdrawing: false,
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_leaves_a_withdrawal_under_way_alone_and_finishes_a_failed_one() {
+        let (owner, other) = (OwnerToken::generate(), OwnerToken::generate());
+        let mut contenders = HashMap::from([(owner, contender("/l")), (other, contender("/l"))]);
+        assert!(
+            unclaimed_abandoned(&contenders).is_empty(),
+            "nobody gave up"
+        );
+        // A release begins: a heartbeat now must neither list nor claim it.
+        assert!(claim(&mut contenders, "/l", owner, Withdrawer::Holder).is_some());
+        assert!(unclaimed_abandoned(&contenders).is_empty());
+        assert!(claim(&mut contenders, "/l", owner, Withdrawer::Heartbeat).is_none());
+        // The release failed (no answer): the next heartbeat finishes it.
+        contenders.get_mut(&owner).unwrap().withdrawing = false;
+        assert_eq!(
+            unclaimed_abandoned(&contenders),
+            vec![(owner, "/l".to_owned())]
+        );
+        assert!(claim(&mut contenders, "/l", owner, Withdrawer::Heartbeat).is_some());
+        assert!(unclaimed_abandoned(&contenders).is_empty());
+        // Another lock's node is not this contender's, and is left as it is.
+        assert!(claim(&mut contenders, "/m", other, Withdrawer::Holder).is_none());
+        assert!(!contenders[&other].abandoned);
     }
 }

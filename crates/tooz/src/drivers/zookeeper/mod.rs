@@ -136,6 +136,9 @@ struct Contender {
     session: i64,
     /// Its withdrawal began (and may have failed): heartbeats finish it.
     abandoned: bool,
+    /// A withdrawal is under way: heartbeats leave it alone (two deletes racing would let the
+    /// heartbeat's win, and a release then hear that its node was already gone).
+    withdrawing: bool,
 }
 
 impl fmt::Debug for ZookeeperBackend {
