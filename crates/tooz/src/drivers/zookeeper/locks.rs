@@ -5,6 +5,8 @@
 //! deletes its node at once. The fencing token is the contender's czxid.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use zookeeper_client::{CreateMode, Error as ZkError};
 
@@ -113,7 +115,7 @@ impl ZookeeperBackend {
             predecessor: None,
             session: session.id,
             abandoned: false,
-            withdrawing: false,
+            withdrawing: None,
         };
         self.contenders().insert(owner, in_doubt.clone());
         let options = self.create_options(CreateMode::EphemeralSequential);
@@ -152,22 +154,19 @@ impl ZookeeperBackend {
     async fn withdraw_by(&self, dir: &str, owner: OwnerToken, by: Withdrawer) -> Result<bool> {
         // Marked first: if this fails, heartbeats withdraw it later (see
         // `withdraw_abandoned`).
-        let Some(contender) = claim(&mut self.contenders(), dir, owner, by) else {
+        let Some((contender, claim)) = claim(&mut self.contenders(), dir, owner, by) else {
             return Ok(false);
         };
+        // Ends the claim however this ends, a dropped future included: a claim left standing
+        // would hide the contender from heartbeats for as long as the session lives.
+        let mut claimed = Claimed {
+            contenders: &self.contenders,
+            owner,
+            claim,
+            withdrawn: false,
+        };
         let withdrawn = self.delete_contender(&contender, owner).await;
-        let mut contenders = self.contenders();
-        match &withdrawn {
-            Ok(_) => {
-                contenders.remove(&owner);
-            }
-            // Left to the next heartbeat.
-            Err(_) => {
-                if let Some(c) = contenders.get_mut(&owner) {
-                    c.withdrawing = false;
-                }
-            }
-        }
+        claimed.withdrawn = withdrawn.is_ok();
         withdrawn
     }
 
@@ -231,30 +230,71 @@ enum Withdrawer {
     Heartbeat,
 }
 
+/// Numbers withdrawal claims.
+static NEXT_CLAIM: AtomicU64 = AtomicU64::new(1);
+
 /// Claims `owner`'s contender under `dir` for a withdrawal: marks it abandoned (so that a
-/// failed withdrawal is finished by heartbeats) and under way. A heartbeat does not claim one
-/// already under way: only the holder's own withdrawal may find its node, so that a release
-/// never hears "already gone" because a heartbeat deleted the node first.
+/// failed withdrawal is finished by heartbeats) and under way, by a new claim number. A
+/// heartbeat claims only a contender still abandoned and with no withdrawal under way, so that
+/// a release never hears "already gone" because a heartbeat deleted its node first.
 fn claim(
     contenders: &mut HashMap<OwnerToken, Contender>,
     dir: &str,
     owner: OwnerToken,
     by: Withdrawer,
-) -> Option<Contender> {
+) -> Option<(Contender, u64)> {
     let contender = contenders.get_mut(&owner).filter(|c| c.dir == dir)?;
-    if by == Withdrawer::Heartbeat && contender.withdrawing {
+    if by == Withdrawer::Heartbeat && (!contender.abandoned || contender.withdrawing.is_some()) {
         return None;
     }
+    let claim = NEXT_CLAIM.fetch_add(1, Ordering::Relaxed);
     contender.abandoned = true;
-    contender.withdrawing = true;
-    Some(contender.clone())
+    contender.withdrawing = Some(claim);
+    Some((contender.clone(), claim))
+}
+
+/// Ends withdrawal `claim` of `owner`'s contender, if that entry is still the one claimed (a
+/// new attempt of the same owner records a fresh one, which its own hand-back withdraws):
+/// removed if the withdrawal was done, else left to heartbeats.
+fn end_claim(
+    contenders: &mut HashMap<OwnerToken, Contender>,
+    owner: OwnerToken,
+    claim: u64,
+    withdrawn: bool,
+) {
+    let Some(contender) = contenders.get_mut(&owner) else {
+        return;
+    };
+    if contender.withdrawing != Some(claim) {
+        return;
+    }
+    if withdrawn {
+        contenders.remove(&owner);
+    } else {
+        contender.withdrawing = None;
+    }
+}
+
+/// A claim under way; ends it when dropped (done, failed, or cut off).
+struct Claimed<'a> {
+    contenders: &'a Mutex<HashMap<OwnerToken, Contender>>,
+    owner: OwnerToken,
+    claim: u64,
+    withdrawn: bool,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        let mut contenders = self.contenders.lock().unwrap_or_else(|e| e.into_inner());
+        end_claim(&mut contenders, self.owner, self.claim, self.withdrawn);
+    }
 }
 
 /// The abandoned contenders no withdrawal is under way for, with their lock's node.
 fn unclaimed_abandoned(contenders: &HashMap<OwnerToken, Contender>) -> Vec<(OwnerToken, String)> {
     contenders
         .iter()
-        .filter(|(_, c)| c.abandoned && !c.withdrawing)
+        .filter(|(_, c)| c.abandoned && c.withdrawing.is_none())
         .map(|(owner, c)| (*owner, c.dir.clone()))
         .collect()
 }
@@ -271,7 +311,7 @@ mod tests {
             predecessor: None,
             session: 7,
             abandoned: false,
-            withdrawing: false,
+            withdrawing: None,
         }
     }
 
@@ -283,20 +323,68 @@ mod tests {
             unclaimed_abandoned(&contenders).is_empty(),
             "nobody gave up"
         );
+        assert!(
+            claim(&mut contenders, "/l", owner, Withdrawer::Heartbeat).is_none(),
+            "a heartbeat withdraws only what was given up"
+        );
         // A release begins: a heartbeat now must neither list nor claim it.
-        assert!(claim(&mut contenders, "/l", owner, Withdrawer::Holder).is_some());
+        let (_, release) = claim(&mut contenders, "/l", owner, Withdrawer::Holder).unwrap();
         assert!(unclaimed_abandoned(&contenders).is_empty());
         assert!(claim(&mut contenders, "/l", owner, Withdrawer::Heartbeat).is_none());
-        // The release failed (no answer): the next heartbeat finishes it.
-        contenders.get_mut(&owner).unwrap().withdrawing = false;
+        // The release failed (no answer), or was cut off: the next heartbeat finishes it.
+        end_claim(&mut contenders, owner, release, false);
         assert_eq!(
             unclaimed_abandoned(&contenders),
             vec![(owner, "/l".to_owned())]
         );
-        assert!(claim(&mut contenders, "/l", owner, Withdrawer::Heartbeat).is_some());
+        let (_, beat) = claim(&mut contenders, "/l", owner, Withdrawer::Heartbeat).unwrap();
         assert!(unclaimed_abandoned(&contenders).is_empty());
+        end_claim(&mut contenders, owner, beat, true);
+        assert!(!contenders.contains_key(&owner), "withdrawn");
         // Another lock's node is not this contender's, and is left as it is.
         assert!(claim(&mut contenders, "/m", other, Withdrawer::Holder).is_none());
         assert!(!contenders[&other].abandoned);
+    }
+
+    #[test]
+    fn a_claims_end_leaves_an_entry_recorded_anew_meanwhile() {
+        let owner = OwnerToken::generate();
+        let mut contenders = HashMap::from([(owner, contender("/l"))]);
+        // A waiter giving up claims its contender while its attempt is still creating the node;
+        // the attempt then records the node made, afresh.
+        let (_, leave) = claim(&mut contenders, "/l", owner, Withdrawer::Holder).unwrap();
+        contenders.insert(owner, contender("/l"));
+        end_claim(&mut contenders, owner, leave, true);
+        assert!(
+            contenders.contains_key(&owner),
+            "the node recorded afresh must stay for the attempt's own hand-back"
+        );
+        end_claim(&mut contenders, owner, leave, false);
+        assert_eq!(contenders[&owner].withdrawing, None);
+    }
+
+    #[test]
+    fn a_withdrawal_cut_off_leaves_its_contender_to_heartbeats() {
+        let owner = OwnerToken::generate();
+        let contenders = Mutex::new(HashMap::from([(owner, contender("/l"))]));
+        let (_, claim) = claim(
+            &mut contenders.lock().unwrap(),
+            "/l",
+            owner,
+            Withdrawer::Holder,
+        )
+        .unwrap();
+        // The future holding the claim is dropped mid-delete (a timeout around a hand-back).
+        drop(Claimed {
+            contenders: &contenders,
+            owner,
+            claim,
+            withdrawn: false,
+        });
+        let contenders = contenders.lock().unwrap();
+        assert_eq!(
+            unclaimed_abandoned(&contenders),
+            vec![(owner, "/l".to_owned())]
+        );
     }
 }

@@ -136,9 +136,10 @@ struct Contender {
     session: i64,
     /// Its withdrawal began (and may have failed): heartbeats finish it.
     abandoned: bool,
-    /// A withdrawal is under way: heartbeats leave it alone (two deletes racing would let the
-    /// heartbeat's win, and a release then hear that its node was already gone).
-    withdrawing: bool,
+    /// The withdrawal under way, by claim number: heartbeats leave it alone (two deletes
+    /// racing would let the heartbeat's win, and a release then hear that its node was
+    /// already gone), and only that claim's end may remove or free this entry.
+    withdrawing: Option<u64>,
 }
 
 impl fmt::Debug for ZookeeperBackend {
