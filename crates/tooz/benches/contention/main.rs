@@ -16,7 +16,8 @@
 //! Our workers run the loop as a task on a two-thread tokio runtime, not in `block_on` on the
 //! main thread, where every reply read by a runtime thread would have to wake the main one.
 //!
-//! Worker protocol (the same on both sides): connect, take and give back one warm-up grant,
+//! Worker protocol (the same on both sides): arguments LOCK MEMBER COUNTER HOLD_MS and the URL
+//! in `TOOZ_CONTENTION_URL`; connect, take and give back one warm-up grant,
 //! print `ready`; read `go START END` (CLOCK_MONOTONIC nanoseconds) on stdin; wait for START,
 //! loop until END; print one JSON line per grant, `{"pid", "acquired", "released"}` (when
 //! `acquire` returned, when `release` was called, on CLOCK_MONOTONIC, which every process on
@@ -73,6 +74,8 @@ const PING_PONG_WORKERS: usize = 2;
 const STORM_WORKERS: usize = 8;
 /// Set (to the mode) in the environment of this binary when it runs as a worker.
 const WORKER_ENV: &str = "TOOZ_CONTENTION_WORKER";
+/// The backend's URL, in every worker's environment (argv is visible to every local user).
+const URL_ENV: &str = "TOOZ_CONTENTION_URL";
 const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/tooz_bench.py");
 /// Python workers on 2 busy cores take seconds to import tooz; a worker silent this long hangs.
 const READY_WITHIN: Duration = Duration::from_secs(60);

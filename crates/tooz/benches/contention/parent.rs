@@ -292,8 +292,8 @@ fn run_workload(backend: &Backend, side: &Side, mode: Mode, dir: &Path) -> Resul
     let commands = (0..workers)
         .map(|i| {
             let mut command = side.command(mode);
+            command.env(URL_ENV, &backend.url);
             command
-                .arg(&backend.url)
                 .arg(&lock)
                 .arg(format!("{lock}-{i}"))
                 .arg(&counter)
@@ -550,14 +550,11 @@ fn print_block(backend: &Backend, ours: &Measured, python: &Measured) {
     }
 }
 
-/// The URL with any password masked: `TOOZ_TEST_URLS` may carry one.
+/// The URL with its secrets masked (a password, secret query options): `TOOZ_TEST_URLS` may
+/// carry them.
 fn shown_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
+        Ok(parsed) => tooz::options::RedactedUrl::new(parsed).to_string(),
         Err(_) => "(a URL that does not parse)".to_owned(),
     }
 }

@@ -5,7 +5,8 @@ use super::*;
 
 use tooz::{Coordinator, Lock};
 
-/// Arguments after the program (and, for Python, the mode): URL LOCK MEMBER COUNTER HOLD_MS.
+/// Arguments after the program (and, for Python, the mode): LOCK MEMBER COUNTER HOLD_MS; the
+/// URL comes in [`URL_ENV`], out of sight of `ps` (it may carry a password).
 struct Args {
     url: String,
     lock: String,
@@ -16,17 +17,18 @@ struct Args {
 
 impl Args {
     fn from_env() -> Result<Self, String> {
+        let url = std::env::var(URL_ENV).map_err(|e| format!("{URL_ENV}: {e}"))?;
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let [url, lock, member, counter, hold_ms] = args.as_slice() else {
+        let [lock, member, counter, hold_ms] = args.as_slice() else {
             return Err(format!(
-                "expected URL LOCK MEMBER COUNTER HOLD_MS, got {args:?}"
+                "expected LOCK MEMBER COUNTER HOLD_MS, got {args:?}"
             ));
         };
         let hold_ms: u64 = hold_ms
             .parse()
             .map_err(|e| format!("HOLD_MS {hold_ms:?}: {e}"))?;
         Ok(Self {
-            url: url.clone(),
+            url,
             lock: lock.clone(),
             member: member.clone(),
             counter: counter.into(),
@@ -47,7 +49,7 @@ pub(super) fn run(mode: &str) -> Result<(), String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let coord = runtime
         .block_on(Coordinator::connect(&args.url, args.member.as_str()))
-        .map_err(|e| format!("connect to {}: {e}", args.url))?;
+        .map_err(|e| format!("connect: {e}"))?;
     let lock = coord.lock(args.lock.as_str());
     // The first grant loads scripts and opens files: not part of the measurement.
     runtime

@@ -166,12 +166,14 @@ def bump(path):
         f.write(str(count + 1))
 
 
-def contention_worker(mode, url, lock_name, member, counter, hold_ms):
+def contention_worker(mode, lock_name, member, counter, hold_ms):
     """One worker of the contention bench; the protocol is in benches/contention.rs: `ready`,
     then `go START END` on stdin, a JSON line per grant (CLOCK_MONOTONIC ns, which
     time.monotonic_ns() reads on Linux), `done`, and stop at EOF on stdin."""
     if mode not in ("pingpong", "storm"):
         sys.exit("unknown mode %r (pingpong or storm)" % mode)
+    # The URL comes in the environment, out of sight of `ps` (it may carry a password).
+    url = os.environ["TOOZ_CONTENTION_URL"]
     coord = coordination.get_coordinator(url, member.encode())
     coord.start(start_heart=True)
     lock = coord.get_lock(lock_name.encode())
