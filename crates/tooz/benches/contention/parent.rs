@@ -411,7 +411,8 @@ enum Better {
 fn print_block(backend: &Backend, ours: &Measured, python: &Measured) {
     println!(
         "contention on {} ({}, {} cores), ours vs Python tooz 9.1.0, one run",
-        shown_url(&backend.url),
+        // Secrets masked (a password, secret query options): `TOOZ_TEST_URLS` may carry them.
+        tooz::options::redact_str(&backend.url),
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -547,15 +548,6 @@ fn print_block(backend: &Backend, ours: &Measured, python: &Measured) {
     }
     for (side, m) in [("ours", ours), ("python", python)] {
         print_troubles(side, m);
-    }
-}
-
-/// The URL with its secrets masked (a password, secret query options): `TOOZ_TEST_URLS` may
-/// carry them.
-fn shown_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(parsed) => tooz::options::RedactedUrl::new(parsed).to_string(),
-        Err(_) => "(a URL that does not parse)".to_owned(),
     }
 }
 
